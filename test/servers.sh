@@ -96,13 +96,21 @@ load_state() {
   CH_DIR="$DIR/ch"
 }
 
+# A pid that exists and is not a zombie (PID 1 in some containers reaps late).
+alive() {
+  local st
+  kill -0 "$1" 2>/dev/null || return 1
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 pg_pid() {
   local f="$PGDATA/postmaster.pid" pid
   [ -f "$f" ] || return 1
   pid=$(head -n1 "$f" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && { echo "$pid"; return 0; }
+  [ -n "$pid" ] && alive "$pid" && { echo "$pid"; return 0; }
   return 1
 }
 
@@ -160,7 +168,7 @@ pg_stop() {
     log "postgres still running after pg_ctl stop; SIGKILL $pid"
     kill -KILL "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+    while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
   fi
 }
 
@@ -195,7 +203,7 @@ ch_pid() {
   local pid
   [ -f "$CH_DIR/server.pid" ] || return 1
   pid=$(cat "$CH_DIR/server.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -n "$pid" ] && alive "$pid" || return 1
   # guard against pid reuse: it must be our server, started with our config
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$CH_DIR/config.xml" || return 1
   echo "$pid"
@@ -262,7 +270,7 @@ ch_start() {
   echo "$pid" >"$CH_DIR/server.pid"
   local deadline=$((SECONDS + TIMEOUT))
   until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/ping"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       tail -n 30 "$CH_DIR/server.err.log" "$CH_DIR/stdout.log" >&2 2>/dev/null || true
       die "clickhouse exited during start"
     fi
@@ -282,12 +290,12 @@ ch_stop() {
   pid=$(ch_pid) || { rm -f "$CH_DIR/server.pid"; return 0; }
   kill -"$sig" "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if [ $SECONDS -ge $deadline ]; then
       log "clickhouse $pid ignored SIG$sig for ${TIMEOUT}s; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       deadline=$((SECONDS + 10))
-      while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+      while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
       break
     fi
     sleep 0.05
@@ -295,8 +303,9 @@ ch_stop() {
   rm -f "$CH_DIR/server.pid"
 }
 
-# ClickHouse 18.16 takes credentials as X-ClickHouse-User/X-ClickHouse-Key headers or as
-# user=/password= URL parameters (both checked). Headers keep the password out of URLs/logs.
+# ClickHouse 18.16 takes credentials as X-ClickHouse-User/X-ClickHouse-Key headers, HTTP Basic
+# auth, or user=/password= URL parameters (all three checked on 18.16.1; no credentials -> 401
+# "Password required"). Headers keep the password out of URLs and logs.
 ch_query() {
   local sql=$1 out code
   out=$(mktemp)
@@ -304,9 +313,12 @@ ch_query() {
     -H "X-ClickHouse-User: $CH_USER" -H "X-ClickHouse-Key: $CH_PASSWORD" \
     --data-binary "$sql" "http://127.0.0.1:$CH_HTTP_PORT/?wait_end_of_query=1") || {
     rm -f "$out"; return 1; }
-  cat "$out"
+  if [ "$code" = 200 ]; then
+    cat "$out"; rm -f "$out"; return 0
+  fi
+  { echo "servers.sh: clickhouse HTTP $code:"; cat "$out"; } >&2
   rm -f "$out"
-  [ "$code" = 200 ] || { echo "servers.sh: clickhouse HTTP $code" >&2; return 1; }
+  return 1
 }
 
 # ---------------------------------------------------------------- env file

@@ -1,6 +1,8 @@
 -- eltd sample OLTP schema: the seed's e-commerce tables (postgres/init/01-init-schema.sql).
 -- Loaded by test/servers.sh into ecommerce_db as user ecommerce.
 -- updated_at on customers and orders is the cursor for incremental loads.
+-- The foreign keys are named: conf/postgres/generate.sql drops and re-adds them around its
+-- bulk inserts (one validating join instead of a trigger call per row).
 
 CREATE TABLE customers (
     customer_id  serial       PRIMARY KEY,
@@ -25,7 +27,8 @@ CREATE TABLE products (
 
 CREATE TABLE orders (
     order_id      serial        PRIMARY KEY,
-    customer_id   integer       NOT NULL REFERENCES customers (customer_id),
+    customer_id   integer       NOT NULL
+                  CONSTRAINT orders_customer_id_fkey REFERENCES customers (customer_id),
     order_date    timestamp     NOT NULL,
     status        varchar(20)   NOT NULL
                   CHECK (status IN ('pending', 'processing', 'shipped', 'delivered', 'cancelled')),
@@ -35,8 +38,10 @@ CREATE TABLE orders (
 
 CREATE TABLE order_items (
     order_item_id  serial        PRIMARY KEY,
-    order_id       integer       NOT NULL REFERENCES orders (order_id),
-    product_id     integer       NOT NULL REFERENCES products (product_id),
+    order_id       integer       NOT NULL
+                   CONSTRAINT order_items_order_id_fkey REFERENCES orders (order_id),
+    product_id     integer       NOT NULL
+                   CONSTRAINT order_items_product_id_fkey REFERENCES products (product_id),
     quantity       integer       NOT NULL CHECK (quantity > 0),
     unit_price     numeric(10,2) NOT NULL,
     subtotal       numeric(12,2) NOT NULL
