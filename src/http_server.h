@@ -1,0 +1,123 @@
+/* http_server.h — a generic HTTP/1.1 server on uv_tcp_t and llhttp: listening, connections,
+ * request parsing and framing, limits and timeouts, keep-alive and pipelining. Routing is
+ * the caller's: every complete request goes to one handler, which answers it now or later. */
+#ifndef ELTD_HTTP_SERVER_H
+#define ELTD_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define HTTP_MUST_CHECK __attribute__((warn_unused_result))
+
+/* Bounds on what one client may cost. A zero field takes the default shown. */
+typedef struct http_limits_s {
+    size_t max_head_bytes;       /* request line + headers, raw bytes: 8 KiB; over → 431 (414 in the URI) */
+    size_t max_headers;          /* header lines per request: 100; over → 431 */
+    size_t max_body_bytes;       /* decoded body: 1 MiB; over → 413 */
+    uint64_t header_timeout_ms;  /* to receive a whole head, and longest body stall: 10 s → 408 */
+    uint64_t idle_timeout_ms;    /* keep-alive wait between requests, and write stall: 60 s → close */
+    unsigned max_connections;    /* open client connections: 512; over → 503 and close */
+} http_limits_t;
+
+/* Fills *lim with the defaults. */
+void http_limits_default(http_limits_t *lim);
+
+typedef struct http_header_s {
+    const char *name;  /* as sent, NUL-terminated */
+    const char *value; /* without surrounding whitespace, NUL-terminated */
+} http_header_t;
+
+/* A complete request. Every pointer stays valid until the exchange ends (see below). */
+typedef struct http_request_s {
+    const char *method;           /* "GET", "POST", ... */
+    const char *path;             /* raw request path before '?', not percent-decoded */
+    const char *query;            /* raw text after '?', "" when there is none */
+    const http_header_t *headers; /* in arrival order */
+    size_t n_headers;             /* entries in headers */
+    const char *body;             /* decoded body (chunked is de-chunked); NUL-terminated, "" if none */
+    size_t body_len;              /* bytes in body, not counting the terminating NUL */
+    int http_minor;               /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    const char *peer;             /* client address as text: "127.0.0.1" or "::1" */
+    int peer_port;                /* client port */
+} http_request_t;
+
+/* First value of the header called name (case-insensitive), or NULL. */
+const char *http_request_header(const http_request_t *req, const char *name);
+
+/* One request awaiting its answer. Lifetime: an exchange begins when the handler is called and
+ * ends when http_respond() (or http_respond_error()) is called on it, or when its cancel callback
+ * runs because the client went away or the server is closing. After its end the pointer must not
+ * be used. A handler that answers later (asynchronously) must set a cancel callback before it
+ * returns, so that it learns when to drop the pointer. */
+typedef struct http_exchange_s http_exchange_t;
+
+typedef void (*http_handler_fn)(http_exchange_t *ex, const http_request_t *req, void *ud);
+typedef void (*http_cancel_fn)(http_exchange_t *ex, void *ud);
+
+/* The request this exchange answers. */
+const http_request_t *http_exchange_request(const http_exchange_t *ex);
+
+/* cb runs at most once, if the exchange ends without a response; NULL removes it. */
+void http_exchange_set_cancel(http_exchange_t *ex, http_cancel_fn cb, void *ud);
+
+/* Adds "name: value" to the coming response (e.g. WWW-Authenticate, Retry-After). Refuses
+ * names that are not tokens, values holding CR, LF or NUL, and more than 2 KiB in all. */
+int http_exchange_add_header(http_exchange_t *ex, const char *name, const char *value) HTTP_MUST_CHECK;
+
+/* Answers and ends the exchange. The body is copied; content_type may be NULL when len is 0.
+ * Adds Date, Server, Content-Length (not for 204/304) and Connection as needed; a HEAD request
+ * gets the headers only. A status outside 200..599 is answered as 500. Never fails from the
+ * caller's side: if the answer cannot be sent the connection is closed. */
+void http_respond(http_exchange_t *ex, int status, const char *content_type, const char *body,
+                  size_t len);
+
+/* Answers {"error": message} as application/json and ends the exchange. */
+void http_respond_error(http_exchange_t *ex, int status, const char *message);
+
+/* Reason phrase of a status code ("Not Found"), or "Unknown". */
+const char *http_status_text(int status);
+
+typedef struct http_server_s http_server_t;
+typedef struct http_conn_s http_conn_t;
+typedef void (*http_server_close_fn)(http_server_t *s);
+
+/* Embed in the owner; fields are private to http_server.c. */
+struct http_server_s {
+    uv_tcp_t listener;             /* the listening socket */
+    uv_loop_t *loop;               /* the loop everything runs on */
+    http_limits_t lim;             /* effective limits, defaults filled in */
+    http_handler_fn handler;       /* called once per complete request */
+    void *ud;                      /* handler's user data */
+    http_conn_t *conns;            /* open connections, a doubly-linked list */
+    unsigned n_conns;              /* connections allocated and not yet freed */
+    unsigned n_active;             /* connections counted against max_connections */
+    int port;                      /* bound port */
+    bool closing;                  /* http_server_close was called */
+    bool listener_open;            /* listener not yet closed */
+    http_server_close_fn close_cb; /* called once all is closed */
+};
+
+/* Binds host (an IPv4 or IPv6 literal; NULL or "" means 0.0.0.0) and port (0 picks a free
+ * one) and starts serving on loop. lim may be NULL for the defaults. On error returns a
+ * negative libuv code, writes the reason into err and leaves nothing open (address, bind and
+ * listen errors all come before the handle exists; should libuv then refuse the socket, the
+ * handle is closed and the loop must run once before s is freed). */
+int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int port,
+                      const http_limits_t *lim, http_handler_fn handler, void *ud, char *err,
+                      size_t errlen) HTTP_MUST_CHECK;
+
+/* The bound port (useful after port 0). */
+int http_server_port(const http_server_t *s);
+
+/* Open client connections. */
+unsigned http_server_connections(const http_server_t *s);
+
+/* Stops accepting and closes every connection, cancelling pending exchanges; cb (may be NULL)
+ * runs once every handle is closed, after which s may be freed. Call once, after a successful
+ * http_server_start. */
+void http_server_close(http_server_t *s, http_server_close_fn cb);
+
+#endif

@@ -1,0 +1,909 @@
+/* test_http_server.c — the HTTP server against raw clients on uv_tcp in the same loop: framing,
+ * keep-alive, pipelining, async answers, every limit, refused requests and disconnects. Each
+ * test waits for conditions with deadlines and ends with a closed, leak-free loop. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "http_server.h"
+
+#define MAX_CLIENTS 8
+#define DEADLINE_MS 5000
+
+typedef struct fixture_s fixture_t;
+
+typedef struct client_s {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    fixture_t *fx;
+    int slot;
+    bool connected, eof;
+    int error;
+    char *resp;
+    size_t resp_len, resp_cap;
+} client_t;
+
+struct fixture_s {
+    uv_loop_t loop;
+    uv_timer_t deadline;
+    bool timed_out;
+    http_server_t server;
+    bool started, server_closed;
+    int handled, cancelled;
+    client_t *clients[MAX_CLIENTS];
+};
+
+typedef struct {
+    int status;
+    const char *head;
+    size_t head_len;
+    const char *body;
+    size_t body_len;
+} resp_t;
+
+/* ---- loop driving ---- */
+
+static void on_deadline(uv_timer_t *t) {
+    fixture_t *fx = t->data;
+    fx->timed_out = true;
+}
+
+typedef bool (*cond_fn)(void *arg);
+
+static bool run_until(fixture_t *fx, cond_fn cond, void *arg, uint64_t ms) {
+    fx->timed_out = false;
+    uv_timer_start(&fx->deadline, on_deadline, ms, 0);
+    while (!cond(arg) && !fx->timed_out)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    uv_timer_stop(&fx->deadline);
+    return cond(arg);
+}
+
+/* ---- the handler under test ---- */
+
+typedef struct {
+    uv_timer_t timer;
+    http_exchange_t *ex;
+    fixture_t *fx;
+} async_t;
+
+static void on_async_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void on_async_fire(uv_timer_t *t) {
+    async_t *a = t->data;
+    http_respond(a->ex, 200, "text/plain", "later", 5);
+    uv_close((uv_handle_t *)&a->timer, on_async_closed);
+}
+
+static void on_async_cancel(http_exchange_t *ex, void *ud) {
+    (void)ex;
+    async_t *a = ud;
+    a->fx->cancelled++;
+    uv_timer_stop(&a->timer);
+    uv_close((uv_handle_t *)&a->timer, on_async_closed);
+}
+
+static void start_async(fixture_t *fx, http_exchange_t *ex, uint64_t ms) {
+    async_t *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    a->ex = ex;
+    a->fx = fx;
+    uv_timer_init(&fx->loop, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, on_async_fire, ms, 0);
+    http_exchange_set_cancel(ex, on_async_cancel, a);
+}
+
+static void handler(http_exchange_t *ex, const http_request_t *req, void *ud) {
+    fixture_t *fx = ud;
+    fx->handled++;
+    assert_ptr_equal(http_exchange_request(ex), req);
+    if (strcmp(req->path, "/echo") == 0) {
+        const char *x = http_request_header(req, "x-test");
+        char buf[4096];
+        int n = snprintf(buf, sizeof buf, "%s %s ?%s [%.*s] x=%s peer=%s", req->method, req->path,
+                         req->query, (int)req->body_len, req->body, x ? x : "-", req->peer);
+        http_respond(ex, 200, "text/plain", buf, (size_t)n);
+    } else if (strcmp(req->path, "/len") == 0) {
+        char buf[64];
+        int n = snprintf(buf, sizeof buf, "%zu", req->body_len);
+        http_respond(ex, 200, "text/plain", buf, (size_t)n);
+    } else if (strcmp(req->path, "/async") == 0) {
+        start_async(fx, ex, 30);
+    } else if (strcmp(req->path, "/hang") == 0) {
+        start_async(fx, ex, 60000);
+    } else if (strcmp(req->path, "/auth") == 0) {
+        assert_int_equal(http_exchange_add_header(ex, "WWW-Authenticate", "Bearer"), 0);
+        assert_int_equal(http_exchange_add_header(ex, "Retry-After", "5"), 0);
+        assert_int_not_equal(http_exchange_add_header(ex, "Bad Name", "x"), 0);
+        assert_int_not_equal(http_exchange_add_header(ex, "X-Split", "a\r\nInjected: 1"), 0);
+        assert_int_not_equal(http_exchange_add_header(ex, "Content-Length", "3"), 0);
+        http_respond_error(ex, 401, "token required");
+    } else {
+        http_respond_error(ex, 404, "not found");
+    }
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state) {
+    fixture_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    uv_timer_init(&fx->loop, &fx->deadline);
+    fx->deadline.data = fx;
+    *state = fx;
+    return 0;
+}
+
+static void start_server(fixture_t *fx, const http_limits_t *lim) {
+    char err[256] = "";
+    int rc = http_server_start(&fx->server, &fx->loop, "127.0.0.1", 0, lim, handler, fx, err,
+                               sizeof err);
+    if (rc != 0)
+        fail_msg("start: %s", err);
+    assert_true(http_server_port(&fx->server) > 0);
+    fx->started = true;
+}
+
+static fixture_t *container_of_fx(http_server_t *s) {
+    return (fixture_t *)(void *)((char *)s - offsetof(fixture_t, server));
+}
+
+/* For a second server in one test: the loop's data points at its "closed" flag. */
+static void on_v6_closed(http_server_t *s) {
+    *(bool *)s->loop->data = true;
+}
+
+static void on_server_closed(http_server_t *s) {
+    fixture_t *fx = container_of_fx(s);
+    fx->server_closed = true;
+}
+
+static void on_client_closed(uv_handle_t *h) {
+    client_t *cl = h->data;
+    free(cl->resp);
+    free(cl);
+}
+
+static void client_close(client_t *cl) {
+    cl->fx->clients[cl->slot] = NULL;
+    uv_close((uv_handle_t *)&cl->tcp, on_client_closed);
+}
+
+static bool is_true(void *arg) {
+    return *(bool *)arg;
+}
+
+static int teardown(void **state) {
+    fixture_t *fx = *state;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (fx->clients[i])
+            client_close(fx->clients[i]);
+    if (fx->started) {
+        http_server_close(&fx->server, on_server_closed);
+        assert_true(run_until(fx, is_true, &fx->server_closed, DEADLINE_MS));
+    }
+    uv_close((uv_handle_t *)&fx->deadline, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    free(fx);
+    return 0;
+}
+
+/* ---- raw clients ---- */
+
+static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    client_t *cl = h->data;
+    if (cl->resp_cap - cl->resp_len < suggested + 1) {
+        cl->resp_cap = cl->resp_len + suggested + 1;
+        cl->resp = realloc(cl->resp, cl->resp_cap);
+        assert_non_null(cl->resp);
+    }
+    buf->base = cl->resp + cl->resp_len;
+    buf->len = cl->resp_cap - cl->resp_len - 1;
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    client_t *cl = s->data;
+    if (nread < 0) {
+        cl->eof = true;
+        if (nread != UV_EOF)
+            cl->error = (int)nread;
+        uv_read_stop(s);
+        return;
+    }
+    cl->resp_len += (size_t)nread;
+    cl->resp[cl->resp_len] = '\0';
+}
+
+static void on_client_connect(uv_connect_t *req, int status) {
+    client_t *cl = req->handle->data;
+    assert_int_equal(status, 0);
+    cl->connected = true;
+    assert_int_equal(uv_read_start((uv_stream_t *)&cl->tcp, on_client_alloc, on_client_read), 0);
+}
+
+static client_t *client_connect_to(fixture_t *fx, const char *ip, int port) {
+    client_t *cl = calloc(1, sizeof *cl);
+    assert_non_null(cl);
+    cl->fx = fx;
+    cl->slot = -1;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (!fx->clients[i]) {
+            fx->clients[i] = cl;
+            cl->slot = i;
+            break;
+        }
+    assert_true(cl->slot >= 0);
+    uv_tcp_init(&fx->loop, &cl->tcp);
+    cl->tcp.data = cl;
+    struct sockaddr_storage ss;
+    if (strchr(ip, ':'))
+        assert_int_equal(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss), 0);
+    else
+        assert_int_equal(uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss), 0);
+    assert_int_equal(
+        uv_tcp_connect(&cl->connect_req, &cl->tcp, (struct sockaddr *)&ss, on_client_connect), 0);
+    assert_true(run_until(fx, is_true, &cl->connected, DEADLINE_MS));
+    return cl;
+}
+
+static client_t *client_connect(fixture_t *fx) {
+    return client_connect_to(fx, "127.0.0.1", http_server_port(&fx->server));
+}
+
+typedef struct {
+    uv_write_t req;
+    char data[];
+} client_write_t;
+
+static void on_client_written(uv_write_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+static void client_send(client_t *cl, const char *data, size_t len) {
+    client_write_t *w = malloc(sizeof *w + len);
+    assert_non_null(w);
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    assert_int_equal(uv_write(&w->req, (uv_stream_t *)&cl->tcp, &b, 1, on_client_written), 0);
+}
+
+static void client_sends(client_t *cl, const char *s) {
+    client_send(cl, s, strlen(s));
+}
+
+static const char *find(const char *hay, size_t n, const char *needle) {
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* Value of a header in a response head, copied into out; false if absent. */
+static bool resp_header(const resp_t *r, const char *name, char *out, size_t outlen) {
+    const char *p = r->head, *end = r->head + r->head_len;
+    size_t nl = strlen(name);
+    while (p < end) {
+        const char *eol = find(p, (size_t)(end - p), "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, outlen, "%.*s", (int)(eol - v), v);
+            return true;
+        }
+        p = eol + 2;
+    }
+    return false;
+}
+
+static int parse_responses(const client_t *cl, resp_t *out, int max) {
+    size_t off = 0;
+    int n = 0;
+    while (n < max && off < cl->resp_len) {
+        const char *start = cl->resp + off;
+        size_t left = cl->resp_len - off;
+        const char *end = find(start, left, "\r\n\r\n");
+        if (!end)
+            break;
+        resp_t r = {.status = atoi(start + 9), .head = start, .head_len = (size_t)(end - start) + 2};
+        char v[32];
+        size_t body_len = resp_header(&r, "Content-Length", v, sizeof v) ? strtoul(v, NULL, 10) : 0;
+        size_t hl = (size_t)(end - start) + 4;
+        if (left < hl + body_len)
+            break;
+        r.body = start + hl;
+        r.body_len = body_len;
+        out[n++] = r;
+        off += hl + body_len;
+    }
+    return n;
+}
+
+typedef struct {
+    client_t *cl;
+    int n;
+} want_t;
+
+static bool has_responses(void *arg) {
+    want_t *w = arg;
+    resp_t r[16];
+    return parse_responses(w->cl, r, 16) >= w->n || w->cl->eof;
+}
+
+static bool client_eof(void *arg) {
+    return ((client_t *)arg)->eof;
+}
+
+/* Waits for n responses and returns how many arrived. */
+static int wait_responses(client_t *cl, int n, resp_t *out) {
+    want_t w = {cl, n};
+    run_until(cl->fx, has_responses, &w, DEADLINE_MS);
+    return parse_responses(cl, out, n);
+}
+
+static bool wait_eof(client_t *cl) {
+    return run_until(cl->fx, client_eof, cl, DEADLINE_MS);
+}
+
+typedef struct {
+    fixture_t *fx;
+    unsigned n;
+} conns_t;
+
+static bool conns_are(void *arg) {
+    conns_t *c = arg;
+    return http_server_connections(&c->fx->server) == c->n;
+}
+
+static bool wait_conns(fixture_t *fx, unsigned n) {
+    conns_t c = {fx, n};
+    return run_until(fx, conns_are, &c, DEADLINE_MS);
+}
+
+static void assert_body(const resp_t *r, const char *expect) {
+    char got[4096];
+    snprintf(got, sizeof got, "%.*s", (int)r->body_len, r->body);
+    assert_string_equal(got, expect);
+}
+
+/* Sends a request on a fresh connection and expects status with a JSON error and a close. */
+static void expect_refusal(fixture_t *fx, const char *request, size_t len, int status) {
+    client_t *cl = client_connect(fx);
+    client_send(cl, request, len);
+    assert_true(wait_eof(cl));
+    resp_t r[2];
+    assert_int_equal(parse_responses(cl, r, 2), 1);
+    assert_int_equal(r[0].status, status);
+    char v[128];
+    assert_true(resp_header(&r[0], "Connection", v, sizeof v));
+    assert_string_equal(v, "close");
+    assert_true(resp_header(&r[0], "Content-Type", v, sizeof v));
+    assert_string_equal(v, "application/json");
+    assert_true(r[0].body_len > 10 && strncmp(r[0].body, "{\"error\":", 9) == 0);
+    client_close(cl);
+}
+
+#define REFUSE(fx, lit, status) expect_refusal(fx, lit, sizeof(lit) - 1, status)
+
+/* ---- tests ---- */
+
+static void test_status_text(void **state) {
+    (void)state;
+    assert_string_equal(http_status_text(200), "OK");
+    assert_string_equal(http_status_text(404), "Not Found");
+    assert_string_equal(http_status_text(431), "Request Header Fields Too Large");
+    assert_string_equal(http_status_text(799), "Unknown");
+}
+
+static void test_get_with_query(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo?a=1&b=two HTTP/1.1\r\nHost: t\r\nX-Test: hi there  \r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_body(&r[0], "GET /echo ?a=1&b=two [] x=hi there peer=127.0.0.1");
+    char v[128];
+    assert_true(resp_header(&r[0], "Date", v, sizeof v));
+    assert_true(strlen(v) == 29 && strcmp(v + 25, " GMT") == 0);
+    assert_true(resp_header(&r[0], "Server", v, sizeof v));
+    assert_true(strncmp(v, "eltd/", 5) == 0);
+    assert_true(resp_header(&r[0], "Content-Type", v, sizeof v));
+    assert_string_equal(v, "text/plain");
+    assert_false(resp_header(&r[0], "Connection", v, sizeof v));
+    assert_false(cl->eof);
+}
+
+static void test_post_body(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_body(&r[0], "POST /echo ? [hello=world] x=- peer=127.0.0.1");
+}
+
+static void test_body_split_across_writes(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHo");
+    client_sends(cl, "st: t\r\nContent-Len");
+    client_sends(cl, "gth: 5\r\n\r\nab");
+    client_sends(cl, "cde");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_body(&r[0], "POST /echo ? [abcde] x=- peer=127.0.0.1");
+}
+
+static void test_keepalive_sequential(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    client_sends(cl, "GET /echo?n=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(wait_responses(cl, 2, r), 2);
+    assert_body(&r[0], "GET /echo ?n=1 [] x=- peer=127.0.0.1");
+    assert_body(&r[1], "GET /echo ?n=2 [] x=- peer=127.0.0.1");
+    assert_int_equal(fx->handled, 2);
+    assert_int_equal(http_server_connections(&fx->server), 1);
+    assert_false(cl->eof);
+}
+
+static void test_pipelined_in_order(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    /* The slow one first: the fast one must not overtake it. */
+    client_sends(cl, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "POST /echo?second HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"
+                     "GET /echo?third HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_true(wait_eof(cl));
+    resp_t r[4];
+    assert_int_equal(parse_responses(cl, r, 4), 3);
+    assert_body(&r[0], "later");
+    assert_body(&r[1], "POST /echo ?second [ok] x=- peer=127.0.0.1");
+    assert_body(&r[2], "GET /echo ?third [] x=- peer=127.0.0.1");
+    char v[32];
+    assert_true(resp_header(&r[2], "Connection", v, sizeof v));
+    assert_string_equal(v, "close");
+}
+
+static void test_async_response(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_body(&r[0], "later");
+    assert_int_equal(fx->cancelled, 0);
+}
+
+static void test_not_found_and_head(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 404);
+    assert_body(&r[0], "{\"error\":\"not found\"}");
+    /* HEAD: the same Content-Length, no body bytes; the next response must parse cleanly. */
+    client_sends(cl, "HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    want_t w = {cl, 3};
+    run_until(fx, has_responses, &w, DEADLINE_MS);
+    const char *second = find(cl->resp, cl->resp_len, "\r\n\r\n") + 4;
+    const char *third = find(second, cl->resp_len - (size_t)(second - cl->resp), "\r\n\r\n") + 4;
+    assert_true(strncmp(second, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_true(strncmp(third, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+}
+
+static void test_extra_headers(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /auth HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 401);
+    char v[64];
+    assert_true(resp_header(&r[0], "WWW-Authenticate", v, sizeof v));
+    assert_string_equal(v, "Bearer");
+    assert_true(resp_header(&r[0], "Retry-After", v, sizeof v));
+    assert_string_equal(v, "5");
+    assert_false(resp_header(&r[0], "X-Split", v, sizeof v));
+    assert_false(resp_header(&r[0], "Injected", v, sizeof v));
+}
+
+static void test_http10(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    char v[32];
+    assert_true(resp_header(&r[0], "Connection", v, sizeof v));
+    assert_string_equal(v, "keep-alive");
+    client_sends(cl, "GET /echo HTTP/1.0\r\n\r\n");
+    assert_true(wait_eof(cl));
+    assert_int_equal(parse_responses(cl, r, 2), 2);
+    assert_true(resp_header(&r[1], "Connection", v, sizeof v));
+    assert_string_equal(v, "close");
+}
+
+static void test_head_too_large_431(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_head_bytes = 1024};
+    start_server(fx, &lim);
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: %01500d\r\n\r\n", 7);
+    expect_refusal(fx, req, (size_t)n, 431);
+    /* Too many header lines is the same refusal. */
+    http_limits_t lim2 = {.max_headers = 3};
+    http_server_close(&fx->server, on_server_closed);
+    assert_true(run_until(fx, is_true, &fx->server_closed, DEADLINE_MS));
+    fx->server_closed = false;
+    start_server(fx, &lim2);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431);
+}
+
+static void test_uri_too_long_414(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_head_bytes = 1024};
+    start_server(fx, &lim);
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET /%01500d HTTP/1.1\r\nHost: t\r\n\r\n", 7);
+    expect_refusal(fx, req, (size_t)n, 414);
+    /* Exactly at the limit is still fine. */
+    client_t *cl = client_connect(fx);
+    const char *tail = " HTTP/1.1\r\nHost: t\r\n\r\n";
+    size_t pad = 1024 - strlen("GET /echo?") - strlen(tail);
+    n = snprintf(req, sizeof req, "GET /echo?%0*d%s", (int)pad, 0, tail);
+    assert_int_equal(n, 1024);
+    client_send(cl, req, (size_t)n);
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+}
+
+static void test_body_too_large_413(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_body_bytes = 1000};
+    start_server(fx, &lim);
+    REFUSE(fx, "POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n", 413);
+    /* A chunked body is counted as it arrives. */
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /len HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[700];
+    memset(chunk, 'z', sizeof chunk);
+    for (int i = 0; i < 2; i++) {
+        client_sends(cl, "2bc\r\n");
+        client_send(cl, chunk, sizeof chunk);
+        client_sends(cl, "\r\n");
+    }
+    assert_true(wait_eof(cl));
+    resp_t r[1];
+    assert_int_equal(parse_responses(cl, r, 1), 1);
+    assert_int_equal(r[0].status, 413);
+    client_close(cl);
+    /* Exactly at the limit passes. */
+    cl = client_connect(fx);
+    client_sends(cl, "POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    char body[1000];
+    memset(body, 'b', sizeof body);
+    client_send(cl, body, sizeof body);
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_body(&r[0], "1000");
+}
+
+static void test_default_body_limit_1mib(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    size_t len = 1024 * 1024;
+    char *body = malloc(len);
+    assert_non_null(body);
+    memset(body, 'q', len);
+    client_sends(cl, "POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n");
+    client_send(cl, body, len);
+    free(body);
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_body(&r[0], "1048576");
+    client_close(cl);
+    REFUSE(fx, "POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1048577\r\n\r\n", 413);
+}
+
+static void test_header_timeout_408(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.header_timeout_ms = 100};
+    start_server(fx, &lim);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo HTTP/1.1\r\nHost: t\r\n");
+    assert_true(wait_eof(cl));
+    resp_t r[1];
+    assert_int_equal(parse_responses(cl, r, 1), 1);
+    assert_int_equal(r[0].status, 408);
+    client_close(cl);
+    /* A stalled body too. */
+    cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    assert_true(wait_eof(cl));
+    assert_int_equal(parse_responses(cl, r, 1), 1);
+    assert_int_equal(r[0].status, 408);
+    client_close(cl);
+    /* A connection that never sends a byte is closed without a word. */
+    cl = client_connect(fx);
+    assert_true(wait_eof(cl));
+    assert_int_equal(cl->resp_len, 0);
+    assert_int_equal(fx->handled, 0);
+}
+
+static void test_idle_timeout(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.idle_timeout_ms = 100};
+    start_server(fx, &lim);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_true(wait_eof(cl));
+    client_close(cl);
+    assert_true(wait_conns(fx, 0));
+}
+
+static void test_max_connections_503(void **state) {
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_connections = 2};
+    start_server(fx, &lim);
+    client_t *a = client_connect(fx);
+    client_t *b = client_connect(fx);
+    assert_true(wait_conns(fx, 2));
+    client_t *c = client_connect(fx);
+    assert_true(wait_eof(c));
+    resp_t r[1];
+    assert_int_equal(parse_responses(c, r, 1), 1);
+    assert_int_equal(r[0].status, 503);
+    char v[16];
+    assert_true(resp_header(&r[0], "Retry-After", v, sizeof v));
+    client_close(c);
+    /* The two admitted ones still work, and a slot frees when one leaves. */
+    client_sends(a, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(wait_responses(a, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    client_close(b);
+    assert_true(wait_conns(fx, 1));
+    client_t *d = client_connect(fx);
+    client_sends(d, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(wait_responses(d, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+}
+
+static void test_malformed_400_then_ok(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    REFUSE(fx, "GARBAGE\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nNo colon here\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\n\r\n", 400); /* HTTP/1.1 without Host */
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_int_equal(fx->handled, 1);
+}
+
+static void test_smuggling_refused(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A\t: 1\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  folded\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\tfolded\r\n\r\n", 400);
+    REFUSE(fx,
+           "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "0\r\n\r\n",
+           400);
+    REFUSE(fx,
+           "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+           "0\r\n\r\n",
+           400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+           400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 3\r\n\r\nabc", 400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+           501);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A\0: ab\r\n\r\n", 400);
+    REFUSE(fx, "GET /a\0b HTTP/1.1\r\nHost: t\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n", 400);
+    REFUSE(fx, "GET / HTTP/1.1\nHost: t\n\n", 400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx", 417);
+    assert_int_equal(fx->handled, 0);
+}
+
+static void test_fold_split_across_reads(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n");
+    /* Let the server take the first part alone. */
+    resp_t r[1];
+    want_t w = {cl, 1};
+    run_until(fx, has_responses, &w, 50);
+    client_sends(cl, " folded\r\n\r\n");
+    assert_true(wait_eof(cl));
+    assert_int_equal(parse_responses(cl, r, 1), 1);
+    assert_int_equal(r[0].status, 400);
+    assert_int_equal(fx->handled, 0);
+}
+
+static void test_chunked_body(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+                     "GET /echo?after HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl, 2, r), 2);
+    assert_int_equal(r[0].status, 200);
+    assert_body(&r[0], "POST /echo ? [hello world] x=- peer=127.0.0.1");
+    assert_body(&r[1], "GET /echo ?after [] x=- peer=127.0.0.1");
+}
+
+static void test_expect_continue(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_int_equal(r[0].status, 100);
+    client_sends(cl, "data");
+    assert_int_equal(wait_responses(cl, 2, r), 2);
+    assert_int_equal(r[1].status, 200);
+    assert_body(&r[1], "POST /echo ? [data] x=- peer=127.0.0.1");
+}
+
+static void test_disconnect_mid_request(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly a part");
+    assert_true(wait_conns(fx, 1));
+    client_close(cl);
+    assert_true(wait_conns(fx, 0));
+    cl = client_connect(fx);
+    client_sends(cl, "GET /echo HTTP/1.1\r\nHo");
+    client_close(cl);
+    assert_true(wait_conns(fx, 0));
+    assert_int_equal(fx->handled, 0);
+}
+
+static bool handled_one(void *arg) {
+    return ((fixture_t *)arg)->handled == 1;
+}
+
+static void test_disconnect_while_pending(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    /* A pipelined request waits behind the pending one and must be dropped with it. */
+    client_sends(cl, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(run_until(fx, handled_one, fx, DEADLINE_MS));
+    client_close(cl);
+    assert_true(wait_conns(fx, 0));
+    assert_int_equal(fx->cancelled, 1);
+    assert_int_equal(fx->handled, 1);
+}
+
+static void test_close_cancels_pending(void **state) {
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(run_until(fx, handled_one, fx, DEADLINE_MS));
+    http_server_close(&fx->server, on_server_closed);
+    assert_int_equal(fx->cancelled, 1);
+    assert_true(run_until(fx, is_true, &fx->server_closed, DEADLINE_MS));
+    assert_true(wait_eof(cl));
+    fx->started = false;
+}
+
+static void test_ipv6_and_start_errors(void **state) {
+    fixture_t *fx = *state;
+    char err[256];
+    http_server_t bad;
+    assert_int_not_equal(
+        http_server_start(&bad, &fx->loop, "localhost", 0, NULL, handler, fx, err, sizeof err), 0);
+    assert_non_null(strstr(err, "literal"));
+    assert_int_not_equal(
+        http_server_start(&bad, &fx->loop, "127.0.0.1", 70000, NULL, handler, fx, err, sizeof err),
+        0);
+    start_server(fx, NULL);
+    assert_int_not_equal(http_server_start(&bad, &fx->loop, "127.0.0.1",
+                                           http_server_port(&fx->server), NULL, handler, fx, err,
+                                           sizeof err),
+                         0);
+    assert_non_null(strstr(err, "in use"));
+
+    http_server_t v6;
+    int rc = http_server_start(&v6, &fx->loop, "::1", 0, NULL, handler, fx, err, sizeof err);
+    if (rc != 0) {
+        print_message("skipping IPv6 part: %s\n", err);
+        return;
+    }
+    client_t *cl = client_connect_to(fx, "::1", http_server_port(&v6));
+    client_sends(cl, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(cl, 1, r), 1);
+    assert_body(&r[0], "GET /echo ? [] x=- peer=::1");
+    client_close(cl);
+    bool closed = false;
+    v6.loop->data = &closed;
+    http_server_close(&v6, on_v6_closed);
+    assert_true(run_until(fx, is_true, &closed, DEADLINE_MS));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_text),
+        cmocka_unit_test_setup_teardown(test_get_with_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_split_across_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_sequential, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_too_large_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uri_too_long_414, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large_413, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_body_limit_1mib, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_timeout_408, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_400_then_ok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smuggling_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fold_split_across_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_mid_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_while_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_and_start_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
