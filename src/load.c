@@ -1,0 +1,959 @@
+/* load.c — one table's load attempt as a small state machine: connect and join the run's
+ * snapshot, read the catalog, prepare the side table, stream COPY OUT into a chunked
+ * INSERT through a bounded queue (back-pressure both ways), check the row count, publish.
+ * Every attempt starts clean; a failure drops the side table and leaves the target as it
+ * was. */
+#include "load.h"
+
+#include "log.h"
+#include "pg_conn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_SIZE (256 * 1024)
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t len, off;
+    char data[CHUNK_SIZE];
+} chunk_t;
+
+typedef struct column {
+    char *name;
+    typemap_out_t map;
+    int pk_pos; /* 1-based position in the primary key, 0 = not in it */
+} column_t;
+
+typedef struct load_task {
+    load_env_t *env;
+    const config_table_t *table;
+    dag_task_t *task;
+    struct attempt *att; /* current attempt, NULL when idle */
+} load_task_t;
+
+typedef struct attempt {
+    load_task_t *lt;   /* NULL once the task has been told the outcome */
+    load_env_t *env;
+    const config_table_t *table;
+    int refs;          /* pg connection open + ClickHouse request in flight + self */
+    pg_conn_t *pg;
+    ch_request_t *req; /* the one ClickHouse request in flight */
+    bool failing, finished;
+    char error[1024];
+
+    column_t *cols;
+    size_t ncols;
+    char *target, *side, *old;   /* `raw`.`t`, `raw`.`t__eltd_new`, `raw`.`t__eltd_old` */
+    char *create_sql;            /* CREATE TABLE side ... */
+    bool target_exists, same_structure, incremental;
+    char *target_ddl;            /* SHOW CREATE of the target, for comparison */
+    char *watermark;             /* incremental: text of max(cursor), NULL = none */
+
+    /* streaming */
+    chunk_t *head, *tail, *spare;
+    size_t queued, cap;
+    bool copy_done, insert_paused;
+    int64_t copy_rows, bytes;
+    uint64_t t0;
+} attempt_t;
+
+static void step_ch(attempt_t *a, const char *sql, void (*next)(attempt_t *, const char *body));
+static void fail(attempt_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void load_pg_params(const config_t *cfg, const char *keys[16], const char *values[16],
+                    char port_buf[16], char timeout_buf[16])
+{
+    int i = 0;
+    snprintf(port_buf, 16, "%lld", (long long)cfg->source.port);
+    snprintf(timeout_buf, 16, "%d", (int)(cfg->source.connect_timeout + 0.999));
+    keys[i] = "host", values[i++] = cfg->source.host;
+    keys[i] = "port", values[i++] = port_buf;
+    keys[i] = "dbname", values[i++] = cfg->source.database;
+    keys[i] = "user", values[i++] = cfg->source.user;
+    keys[i] = "password", values[i++] = cfg->source.password;
+    keys[i] = "connect_timeout", values[i++] = timeout_buf;
+    keys[i] = "application_name", values[i++] = "eltd";
+    keys[i] = "client_encoding", values[i++] = "UTF8";
+    /* COPY text must be ISO dates in UTC with round-trip floats: the type map relies on it. */
+    keys[i] = "options", values[i++] = "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 "
+                                       "-c IntervalStyle=iso_8601";
+    keys[i] = NULL, values[i] = NULL;
+}
+
+/* ---- lifetime ---------------------------------------------------------------------- */
+
+static void attempt_free(attempt_t *a)
+{
+    for (size_t i = 0; i < a->ncols; i++) {
+        free(a->cols[i].name);
+        typemap_out_free(&a->cols[i].map);
+    }
+    free(a->cols);
+    free(a->target);
+    free(a->side);
+    free(a->old);
+    free(a->create_sql);
+    free(a->target_ddl);
+    free(a->watermark);
+    while (a->head) {
+        chunk_t *c = a->head;
+        a->head = c->next;
+        free(c);
+    }
+    free(a->spare);
+    free(a);
+}
+
+static void unref(attempt_t *a)
+{
+    if (--a->refs == 0)
+        attempt_free(a);
+}
+
+static void on_pg_closed(void *ud)
+{
+    unref(ud);
+}
+
+static void close_pg(attempt_t *a)
+{
+    if (a->pg) {
+        pg_conn_t *pg = a->pg;
+        a->pg = NULL;
+        pg_conn_close(pg, on_pg_closed, a);
+    }
+}
+
+/* Tells the engine once; the attempt lives on until its connections are closed. */
+static void finish(attempt_t *a, bool ok)
+{
+    if (a->finished)
+        return;
+    a->finished = true;
+    close_pg(a);
+    load_task_t *lt = a->lt;
+    a->lt = NULL;
+    if (lt) {
+        lt->att = NULL;
+        dag_task_t *t = lt->task;
+        if (ok) {
+            t->rows = a->copy_rows;
+            t->bytes = a->bytes;
+        }
+        double secs = (double)(uv_now(a->env->loop) - a->t0) / 1000.0;
+        if (ok)
+            log_info("run=%s task=%s attempt=%d event=loaded rows=%lld bytes=%lld "
+                     "duration=%.3f",
+                     a->env->run_id, t->name, t->attempt, (long long)a->copy_rows,
+                     (long long)a->bytes, secs);
+        dag_task_finish(t, ok, ok ? NULL : a->error);
+    }
+    unref(a);
+}
+
+static void on_cleanup_done(ch_request_t *req, void *ud, long status, const char *body,
+                            size_t len, const char *err)
+{
+    (void)req, (void)status, (void)body, (void)len;
+    attempt_t *a = ud;
+    a->req = NULL;
+    if (err)
+        log_warn("run=%s table=%s event=cleanup_failed error=%s", a->env->run_id,
+                 a->table->name, log_quote(err));
+    finish(a, false);
+    unref(a);
+}
+
+/* Drops the side table (the target is never touched on failure), then reports. */
+static void cleanup_and_fail(attempt_t *a)
+{
+    close_pg(a);
+    if (a->req)
+        return; /* its callback comes back here */
+    if (!a->side) {
+        finish(a, false);
+        return;
+    }
+    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    ch_request_t *r = sql ? ch_query(a->env->ch, sql, NULL, on_cleanup_done, a) : NULL;
+    free(sql);
+    if (!r) {
+        finish(a, false);
+        return;
+    }
+    a->req = r;
+    a->refs++;
+}
+
+/* PostgreSQL's text for a range-guard error is 'invalid input syntax for type integer:
+ * "eltd: ..."': show only the eltd part. */
+static void tidy_pg_error(char *msg)
+{
+    char *p = strstr(msg, "\"eltd: ");
+    if (!p)
+        return;
+    char *e = strchr(p + 1, '"');
+    size_t n = e ? (size_t)(e - p - 1) : strlen(p + 1);
+    memmove(msg, p + 1, n);
+    msg[n] = '\0';
+}
+
+static void fail(attempt_t *a, const char *fmt, ...)
+{
+    if (a->failing || a->finished)
+        return;
+    a->failing = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->error, sizeof a->error, fmt, ap);
+    va_end(ap);
+    tidy_pg_error(a->error);
+    if (a->lt)
+        log_warn("run=%s task=%s attempt=%d event=load_failed error=%s", a->env->run_id,
+                 a->lt->task->name, a->lt->task->attempt, log_quote(a->error));
+    if (a->req)
+        ch_request_cancel(a->req);
+    cleanup_and_fail(a);
+}
+
+/* ---- ClickHouse steps -------------------------------------------------------------- */
+
+typedef void (*step_fn)(attempt_t *, const char *body);
+
+typedef struct step_ctx {
+    attempt_t *a;
+    step_fn next;
+    char *sql;
+} step_ctx_t;
+
+static void on_step_done(ch_request_t *req, void *ud, long status, const char *body, size_t len,
+                         const char *err)
+{
+    (void)req, (void)status, (void)len;
+    step_ctx_t *s = ud;
+    attempt_t *a = s->a;
+    a->req = NULL;
+    if (a->failing) {
+        cleanup_and_fail(a);
+    } else if (err) {
+        fail(a, "ClickHouse: %s (while running: %.200s)", err, s->sql);
+    } else {
+        s->next(a, body);
+    }
+    free(s->sql);
+    free(s);
+    unref(a);
+}
+
+static void step_ch(attempt_t *a, const char *sql, step_fn next)
+{
+    step_ctx_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->sql = strdup(sql))) {
+        free(s);
+        fail(a, "out of memory");
+        return;
+    }
+    s->a = a;
+    s->next = next;
+    a->refs++;
+    a->req = ch_query(a->env->ch, sql, NULL, on_step_done, s);
+    if (!a->req) {
+        a->refs--;
+        free(s->sql);
+        free(s);
+        fail(a, "out of memory");
+    }
+}
+
+/* ---- streaming --------------------------------------------------------------------- */
+
+static size_t on_insert_read(void *ud, char *buf, size_t max)
+{
+    attempt_t *a = ud;
+    if (a->failing)
+        return CH_READ_ABORT;
+    size_t n = 0;
+    while (n < max && a->head) {
+        chunk_t *c = a->head;
+        size_t take = c->len - c->off;
+        if (take > max - n)
+            take = max - n;
+        memcpy(buf + n, c->data + c->off, take);
+        c->off += take;
+        n += take;
+        if (c->off == c->len) {
+            a->head = c->next;
+            if (!a->head)
+                a->tail = NULL;
+            if (!a->spare)
+                a->spare = c;
+            else
+                free(c);
+        }
+    }
+    a->queued -= n;
+    a->bytes += (int64_t)n;
+    if (a->pg && pg_conn_paused(a->pg) && a->queued <= a->cap / 2 && !a->copy_done)
+        pg_conn_resume(a->pg);
+    if (n > 0)
+        return n;
+    if (a->copy_done)
+        return 0; /* PostgreSQL said the COPY succeeded: end the body */
+    a->insert_paused = true;
+    return CH_READ_PAUSE;
+}
+
+static void wake_insert(attempt_t *a)
+{
+    if (a->insert_paused && a->req) {
+        a->insert_paused = false;
+        ch_request_resume(a->req);
+    }
+}
+
+static void on_copy_data(pg_conn_t *pg, void *ud, const char *buf, size_t len)
+{
+    attempt_t *a = ud;
+    while (len > 0) {
+        chunk_t *c = a->tail;
+        if (!c || c->len == CHUNK_SIZE) {
+            c = a->spare ? a->spare : malloc(sizeof *c);
+            a->spare = NULL;
+            if (!c) {
+                fail(a, "out of memory");
+                return;
+            }
+            c->next = NULL;
+            c->len = c->off = 0;
+            if (a->tail)
+                a->tail->next = c;
+            else
+                a->head = c;
+            a->tail = c;
+        }
+        size_t take = CHUNK_SIZE - c->len;
+        if (take > len)
+            take = len;
+        memcpy(c->data + c->len, buf, take);
+        c->len += take;
+        a->queued += take;
+        buf += take;
+        len -= take;
+    }
+    if (a->queued >= a->cap)
+        pg_conn_pause(pg);
+    /* Wake curl in large steps, not per row: each resume costs a syscall round. */
+    if (a->queued >= CHUNK_SIZE)
+        wake_insert(a);
+}
+
+static void after_count(attempt_t *a, const char *body);
+
+static void on_copy_done(pg_conn_t *pg, void *ud, int64_t rows, const char *err)
+{
+    (void)pg;
+    attempt_t *a = ud;
+    if (err) {
+        fail(a, "PostgreSQL COPY of %s.%s failed: %s", a->table->schema, a->table->name, err);
+        return;
+    }
+    a->copy_done = true;
+    a->copy_rows = rows;
+    /* The transaction only read; end it so the connection can go. */
+    close_pg(a);
+    wake_insert(a);
+}
+
+static void on_insert_done(ch_request_t *req, void *ud, long status, const char *body,
+                           size_t len, const char *err)
+{
+    (void)req, (void)status, (void)body, (void)len;
+    attempt_t *a = ud;
+    a->req = NULL;
+    if (a->failing) {
+        cleanup_and_fail(a);
+    } else if (err) {
+        fail(a, "ClickHouse insert into %s failed: %s", a->side, err);
+    } else if (!a->copy_done) {
+        fail(a, "ClickHouse ended the insert before PostgreSQL ended the COPY");
+    } else {
+        char *sql = xasprintf("SELECT count() FROM %s", a->side);
+        if (sql)
+            step_ch(a, sql, after_count);
+        else
+            fail(a, "out of memory");
+        free(sql);
+    }
+    unref(a);
+}
+
+static void start_stream(attempt_t *a)
+{
+    /* Build "COPY (SELECT exprs FROM schema.table [WHERE cursor >= wm]) TO STDOUT". */
+    size_t cap = 256;
+    for (size_t i = 0; i < a->ncols; i++)
+        cap += strlen(a->cols[i].map.select_expr) + strlen(a->cols[i].name) * 2 + 16;
+    char *cols = malloc(cap), *names = malloc(cap);
+    char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
+    char *where = NULL;
+    if (cols && names) {
+        size_t o = 0, p = 0;
+        for (size_t i = 0; i < a->ncols; i++) {
+            char *qi = ch_quote_ident(a->cols[i].name);
+            o += (size_t)snprintf(cols + o, cap - o, "%s%s", i ? ", " : "",
+                                  a->cols[i].map.select_expr);
+            p += (size_t)snprintf(names + p, cap - p, "%s%s", i ? ", " : "", qi ? qi : "");
+            free(qi);
+        }
+    }
+    if (a->watermark) {
+        char *qc = typemap_pg_ident(a->table->cursor), *lit = typemap_pg_literal(a->watermark);
+        where = (qc && lit) ? xasprintf(" WHERE %s >= %s", qc, lit) : NULL;
+        free(qc);
+        free(lit);
+    }
+    char *copy = (cols && qs && qt) ? xasprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols,
+                                                qs, qt, where ? where : "")
+                                    : NULL;
+    char *insert = names ? xasprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names)
+                         : NULL;
+    free(cols);
+    free(names);
+    free(qs);
+    free(qt);
+    free(where);
+    if (!copy || !insert) {
+        free(copy);
+        free(insert);
+        fail(a, "out of memory");
+        return;
+    }
+    log_debug("run=%s table=%s copy=%s", a->env->run_id, a->table->name, log_quote(copy));
+    a->refs++;
+    a->req = ch_insert(a->env->ch, insert, on_insert_read, on_insert_done, a);
+    free(insert);
+    if (!a->req) {
+        a->refs--;
+        free(copy);
+        fail(a, "out of memory");
+        return;
+    }
+    if (pg_conn_copy_out(a->pg, copy, on_copy_data, on_copy_done, a) != 0)
+        fail(a, "PostgreSQL: %s", pg_conn_error(a->pg));
+    free(copy);
+}
+
+/* ---- publish ----------------------------------------------------------------------- */
+
+static void after_drop_old(attempt_t *a, const char *body)
+{
+    (void)body;
+    finish(a, true);
+}
+
+static void after_publish(attempt_t *a, const char *body)
+{
+    (void)body;
+    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_drop_old);
+    free(sql);
+}
+
+static void after_rename_swap(attempt_t *a, const char *body)
+{
+    (void)body;
+    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->old);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_drop_old);
+    free(sql);
+}
+
+static void publish(attempt_t *a)
+{
+    char *sql;
+    step_fn next;
+    const char *how;
+    if (!a->target_exists) {
+        sql = xasprintf("RENAME TABLE %s TO %s", a->side, a->target);
+        next = after_drop_old;
+        how = "rename";
+    } else if (!a->same_structure) {
+        /* Structure changed: the one case that needs a rename pair (not atomic on servers
+         * without EXCHANGE TABLES; the window is one statement). */
+        sql = xasprintf("RENAME TABLE %s TO %s, %s TO %s", a->target, a->old, a->side, a->target);
+        next = after_rename_swap;
+        how = "rename_pair_structure_changed";
+    } else if (a->incremental && a->watermark) {
+        sql = xasprintf("ALTER TABLE %s ATTACH PARTITION tuple() FROM %s", a->target, a->side);
+        next = after_publish;
+        how = "attach_partition";
+    } else {
+        sql = xasprintf("ALTER TABLE %s REPLACE PARTITION tuple() FROM %s", a->target, a->side);
+        next = after_publish;
+        how = "replace_partition";
+    }
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    log_info("run=%s table=%s event=publish method=%s rows=%lld", a->env->run_id,
+             a->table->name, how, (long long)a->copy_rows);
+    step_ch(a, sql, next);
+    free(sql);
+}
+
+static void after_count(attempt_t *a, const char *body)
+{
+    long long n = strtoll(body, NULL, 10);
+    if (n != a->copy_rows) {
+        fail(a, "row count mismatch: PostgreSQL COPY sent %lld rows, %s holds %lld",
+             (long long)a->copy_rows, a->side, n);
+        return;
+    }
+    publish(a);
+}
+
+/* ---- preparing the side table ------------------------------------------------------ */
+
+static void after_watermark(attempt_t *a, const char *body)
+{
+    long long count = strtoll(body, NULL, 10);
+    const char *tab = strchr(body, '\t');
+    if (count > 0 && tab) {
+        size_t n = strcspn(tab + 1, "\n");
+        a->watermark = strndup(tab + 1, n);
+    }
+    log_info("run=%s table=%s event=watermark cursor=%s value=%s", a->env->run_id,
+             a->table->name, a->table->cursor, log_quote(a->watermark ? a->watermark : ""));
+    start_stream(a);
+}
+
+/* SHOW CREATE output with the side table's name put back to the target's. */
+static bool ddl_equal(const attempt_t *a, const char *side_ddl)
+{
+    if (!a->target_ddl)
+        return false;
+    const char *p = strstr(side_ddl, LOAD_SIDE_SUFFIX);
+    if (!p)
+        return false;
+    size_t pre = (size_t)(p - side_ddl), suf = strlen(LOAD_SIDE_SUFFIX);
+    return strlen(a->target_ddl) == strlen(side_ddl) - suf &&
+           !strncmp(a->target_ddl, side_ddl, pre) && !strcmp(a->target_ddl + pre, p + suf);
+}
+
+static void after_side_ddl(attempt_t *a, const char *body)
+{
+    a->same_structure = ddl_equal(a, body);
+    if (a->target_exists && !a->same_structure)
+        log_info("run=%s table=%s event=structure_changed action=full_reload", a->env->run_id,
+                 a->table->name);
+    if (a->incremental && a->target_exists && a->same_structure) {
+        char *qc = ch_quote_ident(a->table->cursor);
+        char *sql = qc ? xasprintf("SELECT count(), toString(max(%s)) FROM %s", qc, a->target)
+                       : NULL;
+        free(qc);
+        if (!sql) {
+            fail(a, "out of memory");
+            return;
+        }
+        step_ch(a, sql, after_watermark);
+        free(sql);
+        return;
+    }
+    start_stream(a);
+}
+
+static void after_target_ddl(attempt_t *a, const char *body)
+{
+    a->target_ddl = strdup(body);
+    char *sql = xasprintf("SHOW CREATE TABLE %s", a->side);
+    if (!a->target_ddl || !sql) {
+        free(sql);
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_side_ddl);
+    free(sql);
+}
+
+static void after_create(attempt_t *a, const char *body)
+{
+    (void)body;
+    if (!a->target_exists) {
+        start_stream(a);
+        return;
+    }
+    char *sql = xasprintf("SHOW CREATE TABLE %s", a->target);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_target_ddl);
+    free(sql);
+}
+
+static void after_drop_side(attempt_t *a, const char *body)
+{
+    (void)body;
+    step_ch(a, a->create_sql, after_create);
+}
+
+static void after_exists(attempt_t *a, const char *body)
+{
+    a->target_exists = body[0] == '1';
+    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_drop_side);
+    free(sql);
+}
+
+static const char *cast_for(const config_table_t *t, const char *column)
+{
+    for (size_t i = 0; i < t->ncasts; i++)
+        if (!strcmp(t->casts[i].column, column))
+            return t->casts[i].type;
+    return NULL;
+}
+
+static const column_t *find_col(const attempt_t *a, const char *name)
+{
+    for (size_t i = 0; i < a->ncols; i++)
+        if (!strcmp(a->cols[i].name, name))
+            return &a->cols[i];
+    return NULL;
+}
+
+/* CREATE TABLE for the side table from the mapped columns. */
+static char *build_create(attempt_t *a, char *err, size_t errlen)
+{
+    const config_table_t *t = a->table;
+    size_t cap = 1024;
+    for (size_t i = 0; i < a->ncols; i++)
+        cap += strlen(a->cols[i].name) * 2 + strlen(a->cols[i].map.ch_type) + 16;
+    char *cols = malloc(cap), *key = malloc(cap);
+    if (!cols || !key) {
+        free(cols);
+        free(key);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t o = 0, k = 0;
+    key[0] = '\0';
+    for (size_t i = 0; i < a->ncols; i++) {
+        char *q = ch_quote_ident(a->cols[i].name);
+        o += (size_t)snprintf(cols + o, cap - o, "%s%s %s", i ? ", " : "", q ? q : "",
+                              a->cols[i].map.ch_type);
+        free(q);
+    }
+    /* The key: configured, else PostgreSQL's primary key in its order. */
+    size_t nkey = 0;
+    if (t->nkey) {
+        for (size_t i = 0; i < t->nkey; i++) {
+            const column_t *c = find_col(a, t->key[i]);
+            if (!c) {
+                snprintf(err, errlen, "table %s: key column %s does not exist", t->name,
+                         t->key[i]);
+                goto bad;
+            }
+            if (!strncmp(c->map.ch_type, "Nullable(", 9)) {
+                snprintf(err, errlen, "table %s: key column %s is nullable", t->name, t->key[i]);
+                goto bad;
+            }
+            char *q = ch_quote_ident(t->key[i]);
+            k += (size_t)snprintf(key + k, cap - k, "%s%s", nkey++ ? ", " : "", q ? q : "");
+            free(q);
+        }
+    } else {
+        for (int pos = 1; pos <= (int)a->ncols; pos++)
+            for (size_t i = 0; i < a->ncols; i++)
+                if (a->cols[i].pk_pos == pos) {
+                    char *q = ch_quote_ident(a->cols[i].name);
+                    k += (size_t)snprintf(key + k, cap - k, "%s%s", nkey++ ? ", " : "",
+                                          q ? q : "");
+                    free(q);
+                }
+    }
+    char engine[512];
+    if (a->incremental) {
+        if (!nkey) {
+            snprintf(err, errlen,
+                     "table %s: incremental mode needs a primary key or a configured key",
+                     t->name);
+            goto bad;
+        }
+        const column_t *cur = find_col(a, t->cursor);
+        if (!cur) {
+            snprintf(err, errlen, "table %s: cursor column %s does not exist", t->name,
+                     t->cursor);
+            goto bad;
+        }
+        /* The cursor doubles as ReplacingMergeTree's version when the engine allows it;
+         * otherwise the last inserted row wins, which is the newer one too. */
+        const char *ty = cur->map.ch_type;
+        bool version_ok = !strncmp(ty, "DateTime", 8) || !strncmp(ty, "Date", 4) ||
+                          !strncmp(ty, "UInt", 4);
+        char *qc = ch_quote_ident(t->cursor);
+        snprintf(engine, sizeof engine, "ReplacingMergeTree(%s)", version_ok && qc ? qc : "");
+        free(qc);
+    } else {
+        snprintf(engine, sizeof engine, "MergeTree()");
+    }
+    char *sql = xasprintf("CREATE TABLE %s (%s) ENGINE = %s ORDER BY %s%s%s", a->side, cols,
+                          engine, nkey > 1 ? "(" : "", nkey ? key : "tuple()", nkey > 1 ? ")" : "");
+    free(cols);
+    free(key);
+    return sql;
+bad:
+    free(cols);
+    free(key);
+    return NULL;
+}
+
+static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    (void)pg;
+    attempt_t *a = ud;
+    if (err) {
+        fail(a, "PostgreSQL catalog query for %s.%s failed: %s", a->table->schema,
+             a->table->name, err);
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        fail(a, "table %s.%s not found in PostgreSQL (or it has no columns)", a->table->schema,
+             a->table->name);
+        return;
+    }
+    a->cols = calloc((size_t)n, sizeof *a->cols);
+    if (!a->cols) {
+        fail(a, "out of memory");
+        return;
+    }
+    char msg[512];
+    for (int i = 0; i < n; i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        const char *typname = PQgetvalue(res, i, 1);
+        const char *base = PQgetvalue(res, i, 6);
+        typemap_column_t tc = {
+            .name = name,
+            .typname = *base ? base : typname,
+            .typtype = PQgetvalue(res, i, 5)[0],
+            .precision = PQgetisnull(res, i, 3) ? -1 : atoi(PQgetvalue(res, i, 3)),
+            .scale = PQgetisnull(res, i, 4) ? -1 : atoi(PQgetvalue(res, i, 4)),
+            .notnull = PQgetvalue(res, i, 2)[0] == 't',
+            .cast = cast_for(a->table, name),
+        };
+        column_t *c = &a->cols[a->ncols];
+        if (!(c->name = strdup(name))) {
+            fail(a, "out of memory");
+            return;
+        }
+        a->ncols++;
+        c->pk_pos = PQgetisnull(res, i, 7) ? 0 : atoi(PQgetvalue(res, i, 7));
+        if (!typemap_column(&tc, a->table->name, &a->env->caps, &c->map, msg, sizeof msg)) {
+            fail(a, "%s", msg);
+            return;
+        }
+    }
+    for (size_t i = 0; i < a->table->ncasts; i++)
+        if (!find_col(a, a->table->casts[i].column)) {
+            fail(a, "table %s: cast for unknown column %s", a->table->name,
+                 a->table->casts[i].column);
+            return;
+        }
+    a->create_sql = build_create(a, msg, sizeof msg);
+    if (!a->create_sql) {
+        fail(a, "%s", msg);
+        return;
+    }
+    char *lit = ch_quote_string(a->table->target), *db = ch_quote_string(
+                                                          a->env->cfg->warehouse.raw_database);
+    char *sql = (lit && db) ? xasprintf("SELECT count() FROM system.tables WHERE database = %s "
+                                        "AND name = %s",
+                                        db, lit)
+                            : NULL;
+    free(lit);
+    free(db);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_exists);
+    free(sql);
+}
+
+static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    attempt_t *a = ud;
+    if (err) {
+        fail(a, "PostgreSQL: cannot join the run's snapshot: %s", err);
+        return;
+    }
+    char *rel = NULL;
+    {
+        char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
+        char *name = (qs && qt) ? xasprintf("%s.%s", qs, qt) : NULL;
+        rel = name ? typemap_pg_literal(name) : NULL;
+        free(qs);
+        free(qt);
+        free(name);
+    }
+    /* Columns in order with type, nullability, numeric precision/scale, the base type of
+     * domains and the position in the primary key. to_regclass: a missing table is an
+     * empty answer, not an error that aborts the transaction. */
+    char *sql = rel ? xasprintf(
+                          "SELECT a.attname, t.typname, a.attnotnull, "
+                          "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
+                          "'numeric' THEN ((a.atttypmod - 4) >> 16) & 65535 END, "
+                          "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
+                          "'numeric' THEN (a.atttypmod - 4) & 65535 END, "
+                          "t.typtype, coalesce(bt.typname, ''), "
+                          "(SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i "
+                          "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
+                          "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                          "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
+                          "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+                          "a.attisdropped ORDER BY a.attnum",
+                          rel)
+                    : NULL;
+    free(rel);
+    if (!sql || pg_conn_query(pg, sql, on_catalog, a) != 0)
+        fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
+    free(sql);
+}
+
+static void on_connected(pg_conn_t *pg, void *ud, const char *err)
+{
+    attempt_t *a = ud;
+    if (err) {
+        fail(a, "PostgreSQL connection failed: %s", err);
+        return;
+    }
+    char *sql;
+    if (a->env->snapshot[0]) {
+        char *lit = typemap_pg_literal(a->env->snapshot);
+        sql = lit ? xasprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                              "SET TRANSACTION SNAPSHOT %s",
+                              lit)
+                  : NULL;
+        free(lit);
+    } else {
+        sql = strdup("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    }
+    if (!sql || pg_conn_query(pg, sql, on_begin, a) != 0)
+        fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
+    free(sql);
+}
+
+/* ---- task ops ---------------------------------------------------------------------- */
+
+static void load_start(dag_task_t *t)
+{
+    load_task_t *lt = t->impl;
+    lt->task = t;
+    attempt_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        dag_task_finish(t, false, "out of memory");
+        return;
+    }
+    a->lt = lt;
+    a->env = lt->env;
+    a->table = lt->table;
+    a->refs = 1;
+    a->cap = (size_t)lt->env->cfg->run.queue_bytes;
+    a->t0 = uv_now(lt->env->loop);
+    a->incremental = lt->table->mode == LOAD_MODE_INCREMENTAL && !lt->env->full_refresh;
+    lt->att = a;
+    const char *db = lt->env->cfg->warehouse.raw_database;
+    char *qdb = ch_quote_ident(db), *qt = ch_quote_ident(lt->table->target);
+    char *side_name = xasprintf("%s%s", lt->table->target, LOAD_SIDE_SUFFIX);
+    char *old_name = xasprintf("%s%s", lt->table->target, LOAD_OLD_SUFFIX);
+    char *qs = side_name ? ch_quote_ident(side_name) : NULL;
+    char *qo = old_name ? ch_quote_ident(old_name) : NULL;
+    if (qdb && qt && qs && qo) {
+        a->target = xasprintf("%s.%s", qdb, qt);
+        a->side = xasprintf("%s.%s", qdb, qs);
+        a->old = xasprintf("%s.%s", qdb, qo);
+    }
+    free(qdb);
+    free(qt);
+    free(qs);
+    free(qo);
+    free(side_name);
+    free(old_name);
+    if (!a->target || !a->side || !a->old) {
+        free(a->side);
+        a->side = NULL;
+        fail(a, "out of memory");
+        return;
+    }
+    /* The side table is only ours to drop once we created it in this attempt; until the
+     * catalog is read, a failure has nothing to clean up. It is dropped anyway before the
+     * CREATE, so leftovers of a killed process go too. */
+    a->pg = pg_conn_new(lt->env->loop);
+    if (!a->pg) {
+        fail(a, "out of memory");
+        return;
+    }
+    a->refs++; /* held by the open connection */
+    const char *keys[16], *values[16];
+    char port[16], timeout[16];
+    load_pg_params(lt->env->cfg, keys, values, port, timeout);
+    if (pg_conn_connect(a->pg, keys, values, lt->env->cfg->source.connect_timeout, on_connected,
+                        a) != 0)
+        fail(a, "PostgreSQL: %s", pg_conn_error(a->pg));
+}
+
+static void load_cancel(dag_task_t *t)
+{
+    load_task_t *lt = t->impl;
+    if (lt->att)
+        fail(lt->att, "%s", t->timed_out ? "attempt timed out" : "cancelled");
+}
+
+static void load_destroy(dag_task_t *t)
+{
+    free(t->impl);
+}
+
+const dag_task_ops_t load_task_ops = {load_start, load_cancel, load_destroy};
+
+void *load_task_new(load_env_t *env, const config_table_t *table)
+{
+    load_task_t *lt = calloc(1, sizeof *lt);
+    if (!lt)
+        return NULL;
+    lt->env = env;
+    lt->table = table;
+    return lt;
+}
