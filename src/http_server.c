@@ -713,6 +713,8 @@ static void conn_process(http_conn_t *c) {
         if (e != HPE_OK && e != HPE_PAUSED) {
             if (c->err_status)
                 conn_fail(c, c->err_status, c->err_msg);
+            else if (e == HPE_INVALID_VERSION)
+                conn_fail(c, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
             else
                 conn_fail(c, 400, llhttp_get_error_reason(&c->parser));
             return;
