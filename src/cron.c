@@ -226,8 +226,9 @@ static bool parse_item(parse_ctx_t *c, const char **pp, const char *end, uint64_
             return fail(c->err, c->errlen, "%s field: step %.*s is out of range 1-%d (column %zu)",
                         f->name, (int)(p - st > 20 ? 20 : p - st), st, span, column(c, st));
         step = (int)v;
-        /* "a/n" means "a-max/n", as croniter and most crons read it. */
-        if (single)
+        /* "a/n" means "a-max/n", as croniter and most crons read it; day-of-week "7/n"
+         * is just Sunday. */
+        if (single && lo < f->star_max)
             hi = f->star_max;
     }
     if (p < end && *p != ',')

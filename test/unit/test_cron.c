@@ -34,8 +34,8 @@ static cron_tz_t zone(const char *name)
     return tz;
 }
 
-/* "YYYY-MM-DD HH:MM" read as wall time in tz at offset off_hint-agnostic: the caller gives
- * the UTC offset explicitly ("2024-03-31 01:30 +0100") so that ambiguous times are exact. */
+/* Reads "YYYY-MM-DD HH:MM" as UTC, or "YYYY-MM-DD HH:MM +0100" as a wall time at that
+ * explicit offset, so that times in a repeated hour are unambiguous. */
 static int64_t at(const char *s)
 {
     struct tm tm = {0};
@@ -116,6 +116,8 @@ static void test_parse_forms(void **state)
         {"0 0 * * fri-sun", "0 0 * * 0,5,6"},
         {"0 0 * * 0-7", "0 0 * * 0-6"},
         {"0 0 * * */2", "0 0 * * */2"},
+        {"0 0 * * 7/2", "0 0 * * 0"},
+        {"0 0 * * 5/2", "0 0 * * 5"},
         {"0 0 1-31 * *", "0 0 1-31 * *"},
         {"0 0 */2 * 1", "0 0 */2 * 1"},
         {"59 23 31 12 *", "59 23 31 12 *"},
@@ -229,6 +231,49 @@ static void test_parse_errors(void **state)
     assert_false(cron_parse(&e, "61 * * * *", tiny, sizeof tiny));
     assert_int_equal(strlen(tiny), sizeof tiny - 1);
     assert_false(cron_parse(&e, "61 * * * *", NULL, 0));
+}
+
+/* Random text never crashes the parser, and whatever it accepts formats into text that
+ * parses back to the same sets. */
+static void test_parse_fuzz(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"*",   "0",   "1", "7", "12",     "23", "31", "59",
+                                         "60",  "-",   "/", ",", "/2",     "-5", ",3", "mon",
+                                         "Jan", "fri", "x", "",  "@daily", "\t"};
+    const int npieces = (int)(sizeof pieces / sizeof pieces[0]);
+    /* Mostly valid fields with some junk appended, so that both paths get exercised. */
+    static const char *const valid[] = {"*", "*/5", "0", "1-5", "1,2", "2/3", "3-9/2", "7"};
+    const int nvalid = (int)(sizeof valid / sizeof valid[0]);
+    srand(99);
+    int accepted = 0;
+    for (int i = 0; i < 200000; i++) {
+        char text[128] = "";
+        int nfields = 4 + rand() % 3;
+        for (int f = 0; f < nfields; f++) {
+            if (f > 0)
+                strcat(text, " ");
+            strcat(text, valid[rand() % nvalid]);
+            if (rand() % 4 == 0)
+                strcat(text, pieces[rand() % npieces]);
+        }
+        cron_expr_t e, again;
+        char err[128];
+        if (!cron_parse(&e, text, err, sizeof err)) {
+            assert_true(err[0] != '\0');
+            continue;
+        }
+        accepted++;
+        /* An accepted expression never has an empty set (it could never fire). */
+        assert_true(e.minutes && e.hours && e.mdays && e.months && e.wdays);
+        char buf[256];
+        cron_format(&e, buf, sizeof buf);
+        if (!cron_parse(&again, buf, err, sizeof err))
+            fail_msg("'%s' formatted as '%s', which fails: %s", text, buf, err);
+        assert_true(e.minutes == again.minutes && e.hours == again.hours &&
+                    e.months == again.months);
+    }
+    print_message("fuzz: %d of 200000 random texts parsed\n", accepted);
 }
 
 /* ------------------------------------------------------------- next fire */
@@ -750,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_parse_forms),
         cmocka_unit_test(test_parse_masks),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_fuzz),
         cmocka_unit_test(test_next_basic_utc),
         cmocka_unit_test(test_next_month_ends_and_leap_years),
         cmocka_unit_test(test_next_dom_dow_rule),
