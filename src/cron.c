@@ -638,7 +638,7 @@ int32_t cron_tz_offset(const cron_tz_t *tz, int64_t t)
     return tz->type_off[tz->trans_type[trans_index(tz, t)]];
 }
 
-/* Calls of the footer rule near t: the six changes of the years around t that fall after
+/* Changes of the footer rule near t: the six changes of the years around t that fall after
  * the table's last transition. */
 static size_t rule_candidates(const cron_tz_t *tz, int64_t t, int64_t out[6])
 {
