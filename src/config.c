@@ -495,8 +495,8 @@ static bool parse_tables(loader_t *L, const field_t *f, yaml_node_t *n, config_t
         } else if (!parse_mapping(L, table_fields, it, t)) {
             return false;
         }
-        if (!t->schema && !(t->schema = strdup(cfg->source.schema)))
-            return fail_at(L, it, "out of memory");
+        /* The default schema (source.schema) is filled in by validate: the source
+         * section may come after the tables. */
         if (!t->target && !(t->target = strdup(t->name)))
             return fail_at(L, it, "out of memory");
         if (t->mode == LOAD_MODE_INCREMENTAL && !t->cursor)
@@ -635,6 +635,9 @@ void config_free(config_t *cfg)
 
 static bool validate(loader_t *L, config_t *cfg, yaml_node_t *root)
 {
+    for (size_t i = 0; i < cfg->ntables; i++)
+        if (!cfg->tables[i].schema && !(cfg->tables[i].schema = strdup(cfg->source.schema)))
+            return fail_at(L, root, "out of memory");
     if (strncmp(cfg->warehouse.url, "http://", 7) && strncmp(cfg->warehouse.url, "https://", 8))
         return fail_at(L, root, "warehouse.url: expected http:// or https://, got '%s'",
                        cfg->warehouse.url);
