@@ -36,7 +36,7 @@
 /* Connections over the limit still get a 503; past this many at once they are just closed. */
 #define HTTP_MAX_REJECTING 64
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 typedef enum {
     CONN_HEAD,    /* reading a request line and headers (or waiting for the first byte) */
@@ -104,7 +104,8 @@ static void conn_fail(http_conn_t *c, int status, const char *msg);
 
 /* ---- small helpers ---- */
 
-void http_limits_default(http_limits_t *lim) {
+void http_limits_default(http_limits_t *lim)
+{
     lim->max_head_bytes = 8192;
     lim->max_headers = 100;
     lim->max_body_bytes = 1024 * 1024;
@@ -113,49 +114,82 @@ void http_limits_default(http_limits_t *lim) {
     lim->max_connections = 512;
 }
 
-const char *http_status_text(int status) {
+const char *http_status_text(int status)
+{
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
-const char *http_request_header(const http_request_t *req, const char *name) {
+const char *http_request_header(const http_request_t *req, const char *name)
+{
     for (size_t i = 0; i < req->n_headers; i++)
         if (strcasecmp(req->headers[i].name, name) == 0)
             return req->headers[i].value;
     return NULL;
 }
 
-static size_t count_headers(const http_request_t *req, const char *name) {
+static size_t count_headers(const http_request_t *req, const char *name)
+{
     size_t n = 0;
     for (size_t i = 0; i < req->n_headers; i++)
         if (strcasecmp(req->headers[i].name, name) == 0)
@@ -164,7 +198,8 @@ static size_t count_headers(const http_request_t *req, const char *name) {
 }
 
 /* RFC 9110 tchar: what a header name may be made of. */
-static bool is_token(const char *s) {
+static bool is_token(const char *s)
+{
     if (*s == '\0')
         return false;
     for (; *s; s++) {
@@ -175,12 +210,14 @@ static bool is_token(const char *s) {
     return true;
 }
 
-static bool has_ctl_break(const char *s) {
+static bool has_ctl_break(const char *s)
+{
     return strpbrk(s, "\r\n") != NULL;
 }
 
 /* IMF-fixdate, spelled out by hand so that no locale can change it. */
-static void format_date(char *out, size_t len) {
+static void format_date(char *out, size_t len)
+{
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -195,13 +232,15 @@ static void conn_arm(http_conn_t *c, uint64_t ms);
 
 /* ---- parser callbacks: they only collect; decisions are made once the head is complete ---- */
 
-static int refuse(http_conn_t *c, int status, const char *msg) {
+static int refuse(http_conn_t *c, int status, const char *msg)
+{
     c->err_status = status;
     c->err_msg = msg;
     return HPE_USER;
 }
 
-static int head_append(http_conn_t *c, const char *at, size_t n) {
+static int head_append(http_conn_t *c, const char *at, size_t n)
+{
     /* One byte always stays free for the terminating NUL. */
     if (c->head_len + n + 1 > c->head_cap)
         return refuse(c, c->url_done ? 431 : 414, "request head too large");
@@ -210,25 +249,29 @@ static int head_append(http_conn_t *c, const char *at, size_t n) {
     return 0;
 }
 
-static int head_terminate(http_conn_t *c) {
+static int head_terminate(http_conn_t *c)
+{
     if (c->head_len + 1 > c->head_cap)
         return refuse(c, c->url_done ? 431 : 414, "request head too large");
     c->head[c->head_len++] = '\0';
     return 0;
 }
 
-static int on_message_begin(llhttp_t *p) {
+static int on_message_begin(llhttp_t *p)
+{
     http_conn_t *c = p->data;
     c->in_head = true;
     c->new_field = true;
     return 0;
 }
 
-static int on_url(llhttp_t *p, const char *at, size_t n) {
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
     return head_append(p->data, at, n);
 }
 
-static int on_url_complete(llhttp_t *p) {
+static int on_url_complete(llhttp_t *p)
+{
     http_conn_t *c = p->data;
     int rc = head_terminate(c);
     c->url_done = true;
@@ -236,14 +279,16 @@ static int on_url_complete(llhttp_t *p) {
 }
 
 /* Trailers after a chunked body are counted against the head limit and dropped. */
-static int count_trailer(http_conn_t *c, size_t n) {
+static int count_trailer(http_conn_t *c, size_t n)
+{
     c->trailer_bytes += n;
     if (c->trailer_bytes > c->server->lim.max_head_bytes)
         return refuse(c, 431, "trailers too large");
     return 0;
 }
 
-static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
     http_conn_t *c = p->data;
     /* llhttp keeps "Name :" as a field "Name "; RFC 9112 says such a request must be refused,
      * since intermediaries disagree on what the header is. */
@@ -260,7 +305,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     return head_append(c, at, n);
 }
 
-static int on_header_field_complete(llhttp_t *p) {
+static int on_header_field_complete(llhttp_t *p)
+{
     http_conn_t *c = p->data;
     if (!c->in_head)
         return 0;
@@ -269,14 +315,16 @@ static int on_header_field_complete(llhttp_t *p) {
     return rc;
 }
 
-static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
     http_conn_t *c = p->data;
     if (!c->in_head)
         return count_trailer(c, n);
     return head_append(c, at, n);
 }
 
-static int on_header_value_complete(llhttp_t *p) {
+static int on_header_value_complete(llhttp_t *p)
+{
     http_conn_t *c = p->data;
     if (!c->in_head)
         return 0;
@@ -292,7 +340,8 @@ static int on_header_value_complete(llhttp_t *p) {
 
 /* Pausing here lets conn_process learn exactly where the head ended and vet it before any
  * body byte is taken. */
-static int on_headers_complete(llhttp_t *p) {
+static int on_headers_complete(llhttp_t *p)
+{
     http_conn_t *c = p->data;
     if (!c->in_head)
         return 0;
@@ -300,7 +349,8 @@ static int on_headers_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
-static int on_body(llhttp_t *p, const char *at, size_t n) {
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
     http_conn_t *c = p->data;
     size_t max = c->server->lim.max_body_bytes;
     if (n > max - c->body_len)
@@ -323,7 +373,8 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 }
 
 /* Pausing here keeps pipelined requests unparsed until this one is answered. */
-static int on_message_complete(llhttp_t *p) {
+static int on_message_complete(llhttp_t *p)
+{
     (void)p;
     return HPE_PAUSED;
 }
@@ -347,7 +398,8 @@ static void on_write_done(uv_write_t *req, int status);
 static void on_shutdown_done(uv_shutdown_t *req, int status);
 
 static void conn_send(http_conn_t *c, int status, const char *content_type, const char *body,
-                      size_t len) {
+                      size_t len)
+{
     if (status < 200 || status > 599)
         status = 500;
     bool bodiless = status == 204 || status == 304;
@@ -367,9 +419,9 @@ static void conn_send(http_conn_t *c, int status, const char *content_type, cons
         conn_close(c, "out of memory building a response");
         return;
     }
-    const char *conn_hdr = !c->keep_alive ? "Connection: close\r\n"
+    const char *conn_hdr = !c->keep_alive           ? "Connection: close\r\n"
                            : c->req.http_minor == 0 ? "Connection: keep-alive\r\n"
-                                                     : "";
+                                                    : "";
     char cl[48] = "";
     if (!bodiless)
         snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", len);
@@ -403,7 +455,8 @@ static void conn_send(http_conn_t *c, int status, const char *content_type, cons
         conn_close(c, uv_strerror(rc));
 }
 
-static char *json_error_body(const char *message, size_t *len) {
+static char *json_error_body(const char *message, size_t *len)
+{
     json_t *o = json_pack("{s:s}", "error", message ? message : "error");
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -412,7 +465,8 @@ static char *json_error_body(const char *message, size_t *len) {
 }
 
 /* Refuses the request being read: a JSON error, then the connection closes. */
-static void conn_fail(http_conn_t *c, int status, const char *msg) {
+static void conn_fail(http_conn_t *c, int status, const char *msg)
+{
     log_info("msg=\"http request refused\" status=%d reason=%s peer=%s", status, log_quote(msg),
              c->peer);
     c->keep_alive = false;
@@ -433,16 +487,19 @@ static void conn_fail(http_conn_t *c, int status, const char *msg) {
     free(body);
 }
 
-const http_request_t *http_exchange_request(const http_exchange_t *ex) {
+const http_request_t *http_exchange_request(const http_exchange_t *ex)
+{
     return &ex->conn->req;
 }
 
-void http_exchange_set_cancel(http_exchange_t *ex, http_cancel_fn cb, void *ud) {
+void http_exchange_set_cancel(http_exchange_t *ex, http_cancel_fn cb, void *ud)
+{
     ex->cancel = cb;
     ex->cancel_ud = ud;
 }
 
-int http_exchange_add_header(http_exchange_t *ex, const char *name, const char *value) {
+int http_exchange_add_header(http_exchange_t *ex, const char *name, const char *value)
+{
     if (!name || !value || !is_token(name) || has_ctl_break(value))
         return UV_EINVAL;
     /* Framing is ours: a handler setting these could desynchronise the connection. */
@@ -462,7 +519,8 @@ int http_exchange_add_header(http_exchange_t *ex, const char *name, const char *
 }
 
 void http_respond(http_exchange_t *ex, int status, const char *content_type, const char *body,
-                  size_t len) {
+                  size_t len)
+{
     http_conn_t *c = ex->conn;
     /* A response after the exchange ended (cancelled, or answered twice) is dropped. */
     if (c->closing || c->state != CONN_PENDING)
@@ -471,7 +529,8 @@ void http_respond(http_exchange_t *ex, int status, const char *content_type, con
     conn_send(c, status, content_type, body, len);
 }
 
-void http_respond_error(http_exchange_t *ex, int status, const char *message) {
+void http_respond_error(http_exchange_t *ex, int status, const char *message)
+{
     size_t len;
     char *body = json_error_body(message ? message : http_status_text(status), &len);
     if (!body) {
@@ -487,11 +546,13 @@ void http_respond_error(http_exchange_t *ex, int status, const char *message) {
 
 static void on_timer(uv_timer_t *t);
 
-static void conn_arm(http_conn_t *c, uint64_t ms) {
+static void conn_arm(http_conn_t *c, uint64_t ms)
+{
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
     (void)suggested;
     http_conn_t *c = h->data;
     if (c->state == CONN_LINGER)
@@ -507,7 +568,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-static void conn_read_start(http_conn_t *c) {
+static void conn_read_start(http_conn_t *c)
+{
     if (c->reading || c->closing)
         return;
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -518,7 +580,8 @@ static void conn_read_start(http_conn_t *c) {
     c->reading = true;
 }
 
-static void conn_read_stop(http_conn_t *c) {
+static void conn_read_stop(http_conn_t *c)
+{
     if (!c->reading)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -526,7 +589,8 @@ static void conn_read_stop(http_conn_t *c) {
 }
 
 /* Forgets the request just answered; the head buffer is kept for the next one. */
-static void conn_reset_request(http_conn_t *c) {
+static void conn_reset_request(http_conn_t *c)
+{
     c->head_raw = 0;
     c->head_len = 0;
     c->n_headers = 0;
@@ -544,7 +608,8 @@ static void conn_reset_request(http_conn_t *c) {
     c->is_head = false;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
     (void)buf;
     http_conn_t *c = stream->data;
     if (nread == 0 || c->closing)
@@ -583,7 +648,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 /* Looks through raw head bytes for what llhttp lets pass: obs-fold (a line starting with
  * space or tab) and NUL. */
-static const char *scan_head(http_conn_t *c, const char *p, size_t n) {
+static const char *scan_head(http_conn_t *c, const char *p, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         char ch = p[i];
         if (ch == '\0')
@@ -596,7 +662,8 @@ static const char *scan_head(http_conn_t *c, const char *p, size_t n) {
 }
 
 /* Vets a complete head. Returns false if the request was refused. */
-static bool conn_head_done(http_conn_t *c) {
+static bool conn_head_done(http_conn_t *c)
+{
     http_server_t *s = c->server;
     llhttp_t *p = &c->parser;
     c->req.headers = c->headers;
@@ -656,7 +723,8 @@ static bool conn_head_done(http_conn_t *c) {
     return true;
 }
 
-static void conn_dispatch(http_conn_t *c) {
+static void conn_dispatch(http_conn_t *c)
+{
     http_server_t *s = c->server;
     llhttp_t *p = &c->parser;
     /* After an upgrade request the bytes that follow are not HTTP; we answer and close. */
@@ -694,9 +762,11 @@ static void conn_dispatch(http_conn_t *c) {
 
 /* Feeds buffered bytes to llhttp while a request is being read. The head is fed at most up
  * to its limit, so an oversized head is refused before it is all buffered. */
-static void conn_process(http_conn_t *c) {
+static void conn_process(http_conn_t *c)
+{
     http_server_t *s = c->server;
-    while (!c->closing && (c->state == CONN_HEAD || c->state == CONN_BODY || c->state == CONN_IDLE)) {
+    while (!c->closing &&
+           (c->state == CONN_HEAD || c->state == CONN_BODY || c->state == CONN_IDLE)) {
         size_t n = c->rlen - c->rstart;
         if (n == 0 && !c->kick)
             break;
@@ -753,7 +823,8 @@ static void conn_process(http_conn_t *c) {
         c->rstart = c->rlen = 0;
 }
 
-static void on_write_done(uv_write_t *req, int status) {
+static void on_write_done(uv_write_t *req, int status)
+{
     http_conn_t *c = req->handle->data;
     if (req == &c->continue_req) {
         c->continue_pending = false;
@@ -788,13 +859,15 @@ static void on_write_done(uv_write_t *req, int status) {
     conn_process(c);
 }
 
-static void on_shutdown_done(uv_shutdown_t *req, int status) {
+static void on_shutdown_done(uv_shutdown_t *req, int status)
+{
     http_conn_t *c = req->handle->data;
     if (status < 0 && !c->closing)
         conn_close(c, uv_strerror(status));
 }
 
-static void on_timer(uv_timer_t *t) {
+static void on_timer(uv_timer_t *t)
+{
     http_conn_t *c = t->data;
     switch (c->state) {
     case CONN_HEAD:
@@ -820,7 +893,8 @@ static void on_timer(uv_timer_t *t) {
     }
 }
 
-static void server_maybe_done(http_server_t *s) {
+static void server_maybe_done(http_server_t *s)
+{
     if (!s->closing || s->listener_open || s->n_conns > 0 || !s->close_cb)
         return;
     http_server_close_fn cb = s->close_cb;
@@ -828,7 +902,8 @@ static void server_maybe_done(http_server_t *s) {
     cb(s);
 }
 
-static void on_conn_handle_closed(uv_handle_t *h) {
+static void on_conn_handle_closed(uv_handle_t *h)
+{
     http_conn_t *c = h->data;
     if (--c->open_handles > 0)
         return;
@@ -848,7 +923,8 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     server_maybe_done(s);
 }
 
-static void conn_close(http_conn_t *c, const char *reason) {
+static void conn_close(http_conn_t *c, const char *reason)
+{
     if (c->closing)
         return;
     c->closing = true;
@@ -870,7 +946,8 @@ static void conn_close(http_conn_t *c, const char *reason) {
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
+static void on_connection(uv_stream_t *listener, int status)
+{
     http_server_t *s = container_of(listener, http_server_t, listener);
     if (status < 0) {
         log_warn("msg=\"http accept failed\" error=%s", log_quote(uv_strerror(status)));
@@ -952,7 +1029,8 @@ static void on_connection(uv_stream_t *listener, int status) {
 
 /* ---- the server ---- */
 
-static void on_listener_closed(uv_handle_t *h) {
+static void on_listener_closed(uv_handle_t *h)
+{
     http_server_t *s = container_of(h, http_server_t, listener);
     s->listener_open = false;
     server_maybe_done(s);
@@ -960,7 +1038,8 @@ static void on_listener_closed(uv_handle_t *h) {
 
 int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int port,
                       const http_limits_t *lim, http_handler_fn handler, void *ud, char *err,
-                      size_t errlen) {
+                      size_t errlen)
+{
     memset(s, 0, sizeof *s);
     s->loop = loop;
     s->handler = handler;
@@ -1030,9 +1109,8 @@ int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int p
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
     if (getsockname(fd, (struct sockaddr *)&bound, &bl) == 0)
-        s->port = ntohs(bound.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                            : ((struct sockaddr_in *)&bound)->sin_port);
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
 
     int rc = uv_tcp_init(loop, &s->listener);
     if (rc < 0) {
@@ -1056,15 +1134,18 @@ int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int p
     return 0;
 }
 
-int http_server_port(const http_server_t *s) {
+int http_server_port(const http_server_t *s)
+{
     return s->port;
 }
 
-unsigned http_server_connections(const http_server_t *s) {
+unsigned http_server_connections(const http_server_t *s)
+{
     return s->n_conns;
 }
 
-void http_server_close(http_server_t *s, http_server_close_fn cb) {
+void http_server_close(http_server_t *s, http_server_close_fn cb)
+{
     if (s->closing)
         return;
     s->closing = true;

@@ -14,12 +14,13 @@
 
 /* Bounds on what one client may cost. A zero field takes the default shown. */
 typedef struct http_limits_s {
-    size_t max_head_bytes;       /* request line + headers, raw bytes: 8 KiB; over → 431 (414 in the URI) */
-    size_t max_headers;          /* header lines per request: 100; over → 431 */
-    size_t max_body_bytes;       /* decoded body: 1 MiB; over → 413 */
-    uint64_t header_timeout_ms;  /* to receive a whole head, and longest body stall: 10 s → 408 */
-    uint64_t idle_timeout_ms;    /* keep-alive wait between requests, and write stall: 60 s → close */
-    unsigned max_connections;    /* open client connections: 512; over → 503 and close */
+    size_t
+        max_head_bytes; /* request line + headers, raw bytes: 8 KiB; over → 431 (414 in the URI) */
+    size_t max_headers;         /* header lines per request: 100; over → 431 */
+    size_t max_body_bytes;      /* decoded body: 1 MiB; over → 413 */
+    uint64_t header_timeout_ms; /* to receive a whole head, and longest body stall: 10 s → 408 */
+    uint64_t idle_timeout_ms; /* keep-alive wait between requests, and write stall: 60 s → close */
+    unsigned max_connections; /* open client connections: 512; over → 503 and close */
 } http_limits_t;
 
 /* Fills *lim with the defaults. */
@@ -37,11 +38,11 @@ typedef struct http_request_s {
     const char *query;            /* raw text after '?', "" when there is none */
     const http_header_t *headers; /* in arrival order */
     size_t n_headers;             /* entries in headers */
-    const char *body;             /* decoded body (chunked is de-chunked); NUL-terminated, "" if none */
-    size_t body_len;              /* bytes in body, not counting the terminating NUL */
-    int http_minor;               /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
-    const char *peer;             /* client address as text: "127.0.0.1" or "::1" */
-    int peer_port;                /* client port */
+    const char *body; /* decoded body (chunked is de-chunked); NUL-terminated, "" if none */
+    size_t body_len;  /* bytes in body, not counting the terminating NUL */
+    int http_minor;   /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    const char *peer; /* client address as text: "127.0.0.1" or "::1" */
+    int peer_port;    /* client port */
 } http_request_t;
 
 /* First value of the header called name (case-insensitive), or NULL. */
@@ -65,7 +66,8 @@ void http_exchange_set_cancel(http_exchange_t *ex, http_cancel_fn cb, void *ud);
 
 /* Adds "name: value" to the coming response (e.g. WWW-Authenticate, Retry-After). Refuses
  * names that are not tokens, values holding CR, LF or NUL, and more than 2 KiB in all. */
-int http_exchange_add_header(http_exchange_t *ex, const char *name, const char *value) HTTP_MUST_CHECK;
+int http_exchange_add_header(http_exchange_t *ex, const char *name,
+                             const char *value) HTTP_MUST_CHECK;
 
 /* Answers and ends the exchange. The body is copied; content_type may be NULL when len is 0.
  * Adds Date, Server, Content-Length (not for 204/304) and Connection as needed; a HEAD request

@@ -52,14 +52,16 @@ typedef struct {
 
 /* ---- loop driving ---- */
 
-static void on_deadline(uv_timer_t *t) {
+static void on_deadline(uv_timer_t *t)
+{
     fixture_t *fx = t->data;
     fx->timed_out = true;
 }
 
 typedef bool (*cond_fn)(void *arg);
 
-static bool run_until(fixture_t *fx, cond_fn cond, void *arg, uint64_t ms) {
+static bool run_until(fixture_t *fx, cond_fn cond, void *arg, uint64_t ms)
+{
     fx->timed_out = false;
     uv_timer_start(&fx->deadline, on_deadline, ms, 0);
     while (!cond(arg) && !fx->timed_out)
@@ -76,17 +78,20 @@ typedef struct {
     fixture_t *fx;
 } async_t;
 
-static void on_async_closed(uv_handle_t *h) {
+static void on_async_closed(uv_handle_t *h)
+{
     free(h->data);
 }
 
-static void on_async_fire(uv_timer_t *t) {
+static void on_async_fire(uv_timer_t *t)
+{
     async_t *a = t->data;
     http_respond(a->ex, 200, "text/plain", "later", 5);
     uv_close((uv_handle_t *)&a->timer, on_async_closed);
 }
 
-static void on_async_cancel(http_exchange_t *ex, void *ud) {
+static void on_async_cancel(http_exchange_t *ex, void *ud)
+{
     (void)ex;
     async_t *a = ud;
     a->fx->cancelled++;
@@ -94,7 +99,8 @@ static void on_async_cancel(http_exchange_t *ex, void *ud) {
     uv_close((uv_handle_t *)&a->timer, on_async_closed);
 }
 
-static void start_async(fixture_t *fx, http_exchange_t *ex, uint64_t ms) {
+static void start_async(fixture_t *fx, http_exchange_t *ex, uint64_t ms)
+{
     async_t *a = calloc(1, sizeof *a);
     assert_non_null(a);
     a->ex = ex;
@@ -105,7 +111,8 @@ static void start_async(fixture_t *fx, http_exchange_t *ex, uint64_t ms) {
     http_exchange_set_cancel(ex, on_async_cancel, a);
 }
 
-static void handler(http_exchange_t *ex, const http_request_t *req, void *ud) {
+static void handler(http_exchange_t *ex, const http_request_t *req, void *ud)
+{
     fixture_t *fx = ud;
     fx->handled++;
     assert_ptr_equal(http_exchange_request(ex), req);
@@ -137,7 +144,8 @@ static void handler(http_exchange_t *ex, const http_request_t *req, void *ud) {
 
 /* ---- fixture ---- */
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
@@ -147,7 +155,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static void start_server(fixture_t *fx, const http_limits_t *lim) {
+static void start_server(fixture_t *fx, const http_limits_t *lim)
+{
     char err[256] = "";
     int rc = http_server_start(&fx->server, &fx->loop, "127.0.0.1", 0, lim, handler, fx, err,
                                sizeof err);
@@ -157,36 +166,43 @@ static void start_server(fixture_t *fx, const http_limits_t *lim) {
     fx->started = true;
 }
 
-static fixture_t *container_of_fx(http_server_t *s) {
+static fixture_t *container_of_fx(http_server_t *s)
+{
     return (fixture_t *)(void *)((char *)s - offsetof(fixture_t, server));
 }
 
 /* For a second server in one test: the loop's data points at its "closed" flag. */
-static void on_v6_closed(http_server_t *s) {
+static void on_v6_closed(http_server_t *s)
+{
     *(bool *)s->loop->data = true;
 }
 
-static void on_server_closed(http_server_t *s) {
+static void on_server_closed(http_server_t *s)
+{
     fixture_t *fx = container_of_fx(s);
     fx->server_closed = true;
 }
 
-static void on_client_closed(uv_handle_t *h) {
+static void on_client_closed(uv_handle_t *h)
+{
     client_t *cl = h->data;
     free(cl->resp);
     free(cl);
 }
 
-static void client_close(client_t *cl) {
+static void client_close(client_t *cl)
+{
     cl->fx->clients[cl->slot] = NULL;
     uv_close((uv_handle_t *)&cl->tcp, on_client_closed);
 }
 
-static bool is_true(void *arg) {
+static bool is_true(void *arg)
+{
     return *(bool *)arg;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     fixture_t *fx = *state;
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (fx->clients[i])
@@ -204,7 +220,8 @@ static int teardown(void **state) {
 
 /* ---- raw clients ---- */
 
-static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
     client_t *cl = h->data;
     if (cl->resp_cap - cl->resp_len < suggested + 1) {
         cl->resp_cap = cl->resp_len + suggested + 1;
@@ -215,7 +232,8 @@ static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     buf->len = cl->resp_cap - cl->resp_len - 1;
 }
 
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
     (void)buf;
     client_t *cl = s->data;
     if (nread < 0) {
@@ -229,14 +247,16 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     cl->resp[cl->resp_len] = '\0';
 }
 
-static void on_client_connect(uv_connect_t *req, int status) {
+static void on_client_connect(uv_connect_t *req, int status)
+{
     client_t *cl = req->handle->data;
     assert_int_equal(status, 0);
     cl->connected = true;
     assert_int_equal(uv_read_start((uv_stream_t *)&cl->tcp, on_client_alloc, on_client_read), 0);
 }
 
-static client_t *client_connect_to(fixture_t *fx, const char *ip, int port) {
+static client_t *client_connect_to(fixture_t *fx, const char *ip, int port)
+{
     client_t *cl = calloc(1, sizeof *cl);
     assert_non_null(cl);
     cl->fx = fx;
@@ -261,7 +281,8 @@ static client_t *client_connect_to(fixture_t *fx, const char *ip, int port) {
     return cl;
 }
 
-static client_t *client_connect(fixture_t *fx) {
+static client_t *client_connect(fixture_t *fx)
+{
     return client_connect_to(fx, "127.0.0.1", http_server_port(&fx->server));
 }
 
@@ -270,12 +291,14 @@ typedef struct {
     char data[];
 } client_write_t;
 
-static void on_client_written(uv_write_t *req, int status) {
+static void on_client_written(uv_write_t *req, int status)
+{
     (void)status;
     free(req);
 }
 
-static void client_send(client_t *cl, const char *data, size_t len) {
+static void client_send(client_t *cl, const char *data, size_t len)
+{
     client_write_t *w = malloc(sizeof *w + len);
     assert_non_null(w);
     memcpy(w->data, data, len);
@@ -283,11 +306,13 @@ static void client_send(client_t *cl, const char *data, size_t len) {
     assert_int_equal(uv_write(&w->req, (uv_stream_t *)&cl->tcp, &b, 1, on_client_written), 0);
 }
 
-static void client_sends(client_t *cl, const char *s) {
+static void client_sends(client_t *cl, const char *s)
+{
     client_send(cl, s, strlen(s));
 }
 
-static void on_client_flushed(uv_write_t *req, int status) {
+static void on_client_flushed(uv_write_t *req, int status)
+{
     (void)status;
     *(bool *)req->data = true;
     free(req);
@@ -295,7 +320,8 @@ static void on_client_flushed(uv_write_t *req, int status) {
 
 /* Sends s and lets the server read it before returning, so that the next send arrives in a
  * separate read: on loopback the bytes are readable once the write has completed. */
-static void client_sends_flushed(client_t *cl, const char *s) {
+static void client_sends_flushed(client_t *cl, const char *s)
+{
     size_t len = strlen(s);
     client_write_t *w = malloc(sizeof *w + len);
     assert_non_null(w);
@@ -309,7 +335,8 @@ static void client_sends_flushed(client_t *cl, const char *s) {
     uv_run(&cl->fx->loop, UV_RUN_NOWAIT);
 }
 
-static const char *find(const char *hay, size_t n, const char *needle) {
+static const char *find(const char *hay, size_t n, const char *needle)
+{
     size_t k = strlen(needle);
     for (size_t i = 0; i + k <= n; i++)
         if (memcmp(hay + i, needle, k) == 0)
@@ -318,7 +345,8 @@ static const char *find(const char *hay, size_t n, const char *needle) {
 }
 
 /* Value of a header in a response head, copied into out; false if absent. */
-static bool resp_header(const resp_t *r, const char *name, char *out, size_t outlen) {
+static bool resp_header(const resp_t *r, const char *name, char *out, size_t outlen)
+{
     const char *p = r->head, *end = r->head + r->head_len;
     size_t nl = strlen(name);
     while (p < end) {
@@ -337,7 +365,8 @@ static bool resp_header(const resp_t *r, const char *name, char *out, size_t out
     return false;
 }
 
-static int parse_responses(const client_t *cl, resp_t *out, int max) {
+static int parse_responses(const client_t *cl, resp_t *out, int max)
+{
     size_t off = 0;
     int n = 0;
     while (n < max && off < cl->resp_len) {
@@ -346,7 +375,8 @@ static int parse_responses(const client_t *cl, resp_t *out, int max) {
         const char *end = find(start, left, "\r\n\r\n");
         if (!end)
             break;
-        resp_t r = {.status = atoi(start + 9), .head = start, .head_len = (size_t)(end - start) + 2};
+        resp_t r = {
+            .status = atoi(start + 9), .head = start, .head_len = (size_t)(end - start) + 2};
         char v[32];
         size_t body_len = resp_header(&r, "Content-Length", v, sizeof v) ? strtoul(v, NULL, 10) : 0;
         size_t hl = (size_t)(end - start) + 4;
@@ -365,7 +395,8 @@ typedef struct {
     int n;
 } want_t;
 
-static bool has_responses(void *arg) {
+static bool has_responses(void *arg)
+{
     want_t *w = arg;
     resp_t *r = calloc((size_t)w->n, sizeof *r);
     assert_non_null(r);
@@ -380,26 +411,31 @@ typedef struct {
 } status_lines_t;
 
 /* For responses without a parseable length (HEAD): counts status lines. */
-static bool has_status_lines(void *arg) {
+static bool has_status_lines(void *arg)
+{
     status_lines_t *w = arg;
     int n = 0;
-    for (const char *p = w->cl->resp; p && (p = find(p, w->cl->resp_len - (size_t)(p - w->cl->resp), "HTTP/1.1 ")); p++)
+    for (const char *p = w->cl->resp;
+         p && (p = find(p, w->cl->resp_len - (size_t)(p - w->cl->resp), "HTTP/1.1 ")); p++)
         n++;
     return n >= w->n;
 }
 
-static bool client_eof(void *arg) {
+static bool client_eof(void *arg)
+{
     return ((client_t *)arg)->eof;
 }
 
 /* Waits for n responses and returns how many arrived. */
-static int wait_responses(client_t *cl, int n, resp_t *out) {
+static int wait_responses(client_t *cl, int n, resp_t *out)
+{
     want_t w = {cl, n};
     run_until(cl->fx, has_responses, &w, DEADLINE_MS);
     return parse_responses(cl, out, n);
 }
 
-static bool wait_eof(client_t *cl) {
+static bool wait_eof(client_t *cl)
+{
     return run_until(cl->fx, client_eof, cl, DEADLINE_MS);
 }
 
@@ -408,24 +444,28 @@ typedef struct {
     unsigned n;
 } conns_t;
 
-static bool conns_are(void *arg) {
+static bool conns_are(void *arg)
+{
     conns_t *c = arg;
     return http_server_connections(&c->fx->server) == c->n;
 }
 
-static bool wait_conns(fixture_t *fx, unsigned n) {
+static bool wait_conns(fixture_t *fx, unsigned n)
+{
     conns_t c = {fx, n};
     return run_until(fx, conns_are, &c, DEADLINE_MS);
 }
 
-static void assert_body(const resp_t *r, const char *expect) {
+static void assert_body(const resp_t *r, const char *expect)
+{
     char got[4096];
     snprintf(got, sizeof got, "%.*s", (int)r->body_len, r->body);
     assert_string_equal(got, expect);
 }
 
 /* Sends a request on a fresh connection and expects status with a JSON error and a close. */
-static void expect_refusal(fixture_t *fx, const char *request, size_t len, int status) {
+static void expect_refusal(fixture_t *fx, const char *request, size_t len, int status)
+{
     client_t *cl = client_connect(fx);
     client_send(cl, request, len);
     assert_true(wait_eof(cl));
@@ -445,7 +485,8 @@ static void expect_refusal(fixture_t *fx, const char *request, size_t len, int s
 
 /* ---- tests ---- */
 
-static void test_status_text(void **state) {
+static void test_status_text(void **state)
+{
     (void)state;
     assert_string_equal(http_status_text(200), "OK");
     assert_string_equal(http_status_text(404), "Not Found");
@@ -453,7 +494,8 @@ static void test_status_text(void **state) {
     assert_string_equal(http_status_text(799), "Unknown");
 }
 
-static void test_get_with_query(void **state) {
+static void test_get_with_query(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -473,7 +515,8 @@ static void test_get_with_query(void **state) {
     assert_false(cl->eof);
 }
 
-static void test_post_body(void **state) {
+static void test_post_body(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -484,7 +527,8 @@ static void test_post_body(void **state) {
     assert_body(&r[0], "POST /echo ? [hello=world] x=- peer=127.0.0.1");
 }
 
-static void test_body_split_across_writes(void **state) {
+static void test_body_split_across_writes(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -497,7 +541,8 @@ static void test_body_split_across_writes(void **state) {
     assert_body(&r[0], "POST /echo ? [abcde] x=- peer=127.0.0.1");
 }
 
-static void test_keepalive_sequential(void **state) {
+static void test_keepalive_sequential(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -513,7 +558,8 @@ static void test_keepalive_sequential(void **state) {
     assert_false(cl->eof);
 }
 
-static void test_pipelined_in_order(void **state) {
+static void test_pipelined_in_order(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -532,7 +578,8 @@ static void test_pipelined_in_order(void **state) {
     assert_string_equal(v, "close");
 }
 
-static void test_pipelined_backpressure(void **state) {
+static void test_pipelined_backpressure(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -544,7 +591,8 @@ static void test_pipelined_backpressure(void **state) {
     assert_non_null(reqs);
     len += (size_t)snprintf(reqs, cap, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
     for (int i = 0; i < N; i++)
-        len += (size_t)snprintf(reqs + len, cap - len, "GET /echo?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        len +=
+            (size_t)snprintf(reqs + len, cap - len, "GET /echo?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
     assert_true(len > 16384);
     client_send(cl, reqs, len);
     free(reqs);
@@ -560,7 +608,8 @@ static void test_pipelined_backpressure(void **state) {
     free(r);
 }
 
-static void test_async_response(void **state) {
+static void test_async_response(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -572,7 +621,8 @@ static void test_async_response(void **state) {
     assert_int_equal(fx->cancelled, 0);
 }
 
-static void test_not_found_and_head(void **state) {
+static void test_not_found_and_head(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -588,16 +638,22 @@ static void test_not_found_and_head(void **state) {
     assert_int_equal(parse_responses(cl, r, 1), 1); /* the buffer may have moved */
     const char *second = r[0].body + r[0].body_len;
     assert_true(strncmp(second, "HTTP/1.1 200 OK\r\n", 17) == 0);
-    resp_t head = {.head = second, .head_len = (size_t)(find(second, cl->resp_len - (size_t)(second - cl->resp), "\r\n\r\n") - second) + 2};
+    resp_t head = {
+        .head = second,
+        .head_len = (size_t)(find(second, cl->resp_len - (size_t)(second - cl->resp), "\r\n\r\n") -
+                             second) +
+                    2};
     char v[32];
     assert_true(resp_header(&head, "Content-Length", v, sizeof v));
     assert_true(atoi(v) > 10);
     const char *third = second + head.head_len + 2;
     assert_true(strncmp(third, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
-    assert_true(find(third, cl->resp_len - (size_t)(third - cl->resp), "{\"error\":\"not found\"}"));
+    assert_true(
+        find(third, cl->resp_len - (size_t)(third - cl->resp), "{\"error\":\"not found\"}"));
 }
 
-static void test_extra_headers(void **state) {
+static void test_extra_headers(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -614,7 +670,8 @@ static void test_extra_headers(void **state) {
     assert_false(resp_header(&r[0], "Injected", v, sizeof v));
 }
 
-static void test_http10(void **state) {
+static void test_http10(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -631,7 +688,8 @@ static void test_http10(void **state) {
     assert_string_equal(v, "close");
 }
 
-static void test_head_too_large_431(void **state) {
+static void test_head_too_large_431(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.max_head_bytes = 1024};
     start_server(fx, &lim);
@@ -647,7 +705,8 @@ static void test_head_too_large_431(void **state) {
     REFUSE(fx, "GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431);
 }
 
-static void test_uri_too_long_414(void **state) {
+static void test_uri_too_long_414(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.max_head_bytes = 1024};
     start_server(fx, &lim);
@@ -666,7 +725,8 @@ static void test_uri_too_long_414(void **state) {
     assert_int_equal(r[0].status, 200);
 }
 
-static void test_body_too_large_413(void **state) {
+static void test_body_too_large_413(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.max_body_bytes = 1000};
     start_server(fx, &lim);
@@ -696,7 +756,8 @@ static void test_body_too_large_413(void **state) {
     assert_body(&r[0], "1000");
 }
 
-static void test_default_body_limit_1mib(void **state) {
+static void test_default_body_limit_1mib(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -714,7 +775,8 @@ static void test_default_body_limit_1mib(void **state) {
     REFUSE(fx, "POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1048577\r\n\r\n", 413);
 }
 
-static void test_header_timeout_408(void **state) {
+static void test_header_timeout_408(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.header_timeout_ms = 100};
     start_server(fx, &lim);
@@ -739,7 +801,8 @@ static void test_header_timeout_408(void **state) {
     assert_int_equal(fx->handled, 0);
 }
 
-static void test_idle_timeout(void **state) {
+static void test_idle_timeout(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.idle_timeout_ms = 100};
     start_server(fx, &lim);
@@ -752,7 +815,8 @@ static void test_idle_timeout(void **state) {
     assert_true(wait_conns(fx, 0));
 }
 
-static void test_max_connections_503(void **state) {
+static void test_max_connections_503(void **state)
+{
     fixture_t *fx = *state;
     http_limits_t lim = {.max_connections = 2};
     start_server(fx, &lim);
@@ -779,7 +843,8 @@ static void test_max_connections_503(void **state) {
     assert_int_equal(r[0].status, 200);
 }
 
-static void test_malformed_400_then_ok(void **state) {
+static void test_malformed_400_then_ok(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     REFUSE(fx, "GARBAGE\r\n\r\n", 400);
@@ -795,7 +860,8 @@ static void test_malformed_400_then_ok(void **state) {
     assert_int_equal(fx->handled, 1);
 }
 
-static void test_smuggling_refused(void **state) {
+static void test_smuggling_refused(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     REFUSE(fx, "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400);
@@ -825,7 +891,8 @@ static void test_smuggling_refused(void **state) {
     assert_int_equal(fx->handled, 0);
 }
 
-static void test_fold_split_across_reads(void **state) {
+static void test_fold_split_across_reads(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -838,7 +905,8 @@ static void test_fold_split_across_reads(void **state) {
     assert_int_equal(fx->handled, 0);
 }
 
-static void test_chunked_body(void **state) {
+static void test_chunked_body(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -852,11 +920,13 @@ static void test_chunked_body(void **state) {
     assert_body(&r[1], "GET /echo ?after [] x=- peer=127.0.0.1");
 }
 
-static void test_expect_continue(void **state) {
+static void test_expect_continue(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
-    client_sends(cl, "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    client_sends(
+        cl, "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     resp_t r[2];
     assert_int_equal(wait_responses(cl, 1, r), 1);
     assert_int_equal(r[0].status, 100);
@@ -866,7 +936,8 @@ static void test_expect_continue(void **state) {
     assert_body(&r[1], "POST /echo ? [data] x=- peer=127.0.0.1");
 }
 
-static void test_disconnect_mid_request(void **state) {
+static void test_disconnect_mid_request(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -881,11 +952,13 @@ static void test_disconnect_mid_request(void **state) {
     assert_int_equal(fx->handled, 0);
 }
 
-static bool handled_one(void *arg) {
+static bool handled_one(void *arg)
+{
     return ((fixture_t *)arg)->handled == 1;
 }
 
-static void test_disconnect_while_pending(void **state) {
+static void test_disconnect_while_pending(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -898,7 +971,8 @@ static void test_disconnect_while_pending(void **state) {
     assert_int_equal(fx->handled, 1);
 }
 
-static void test_close_cancels_pending(void **state) {
+static void test_close_cancels_pending(void **state)
+{
     fixture_t *fx = *state;
     start_server(fx, NULL);
     client_t *cl = client_connect(fx);
@@ -911,7 +985,8 @@ static void test_close_cancels_pending(void **state) {
     fx->started = false;
 }
 
-static void test_ipv6_and_start_errors(void **state) {
+static void test_ipv6_and_start_errors(void **state)
+{
     fixture_t *fx = *state;
     char err[256];
     http_server_t bad;
@@ -946,7 +1021,8 @@ static void test_ipv6_and_start_errors(void **state) {
     assert_true(run_until(fx, is_true, &closed, DEADLINE_MS));
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_text),
         cmocka_unit_test_setup_teardown(test_get_with_query, setup, teardown),
