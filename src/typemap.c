@@ -188,7 +188,12 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
     case K_DATE: {
         const char *hi = caps->major >= 20 ? "2149-06-06" : "2105-12-31";
         base = strdup("Date");
-        expr = range_guard(q, table, col->name, "1970-01-01", hi, "Date", q);
+        /* The ELSE branch must be text like the guard's THEN branch (a bare date makes
+         * PostgreSQL refuse the CASE), and to_char keeps it ISO whatever the DateStyle. */
+        char *text = fmt("to_char(%s, 'YYYY-MM-DD')", q);
+        if (text)
+            expr = range_guard(q, table, col->name, "1970-01-01", hi, "Date", text);
+        free(text);
         break;
     }
     case K_TIMESTAMP:
