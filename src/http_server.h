@@ -14,13 +14,12 @@
 
 /* Bounds on what one client may cost. A zero field takes the default shown. */
 typedef struct http_limits_s {
-    size_t
-        max_head_bytes; /* request line + headers, raw bytes: 8 KiB; over → 431 (414 in the URI) */
-    size_t max_headers;         /* header lines per request: 100; over → 431 */
-    size_t max_body_bytes;      /* decoded body: 1 MiB; over → 413 */
-    uint64_t header_timeout_ms; /* to receive a whole head, and longest body stall: 10 s → 408 */
-    uint64_t idle_timeout_ms; /* keep-alive wait between requests, and write stall: 60 s → close */
-    unsigned max_connections; /* open client connections: 512; over → 503 and close */
+    size_t max_head_bytes;      /* raw request line + headers: 8 KiB → 431 (414 in the URI) */
+    size_t max_headers;         /* header lines per request: 100 → 431 */
+    size_t max_body_bytes;      /* decoded body: 1 MiB → 413 */
+    uint64_t header_timeout_ms; /* whole head, and longest body stall: 10 s → 408 */
+    uint64_t idle_timeout_ms;   /* keep-alive wait, and longest write stall: 60 s → close */
+    unsigned max_connections;   /* open client connections: 512 → 503 and close */
 } http_limits_t;
 
 /* Fills *lim with the defaults. */
