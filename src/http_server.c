@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1066,6 +1067,12 @@ int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int p
         }
         sl = sizeof(struct sockaddr_in);
     }
+
+    /* libuv writes with write(2): a client that resets mid-response would otherwise kill the
+     * daemon with SIGPIPE. A disposition someone else chose is left alone. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
 
     /* The socket is bound and listening before any libuv handle exists, so that every
      * likely failure leaves nothing to close. */

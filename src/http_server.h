@@ -105,7 +105,8 @@ struct http_server_s {
  * one) and starts serving on loop. lim may be NULL for the defaults. On error returns a
  * negative libuv code, writes the reason into err and leaves nothing open (address, bind and
  * listen errors all come before the handle exists; should libuv then refuse the socket, the
- * handle is closed and the loop must run once before s is freed). */
+ * handle is closed and the loop must run once before s is freed). Sets SIGPIPE to ignored if
+ * it was at its default, so that a client resetting mid-response cannot kill the process. */
 int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int port,
                       const http_limits_t *lim, http_handler_fn handler, void *ud, char *err,
                       size_t errlen) HTTP_MUST_CHECK;

@@ -126,6 +126,13 @@ static void handler(http_exchange_t *ex, const http_request_t *req, void *ud)
         char buf[64];
         int n = snprintf(buf, sizeof buf, "%zu", req->body_len);
         http_respond(ex, 200, "text/plain", buf, (size_t)n);
+    } else if (strcmp(req->path, "/big") == 0) {
+        size_t len = 8u << 20;
+        char *big = malloc(len);
+        assert_non_null(big);
+        memset(big, 'B', len);
+        http_respond(ex, 200, "application/octet-stream", big, len);
+        free(big);
     } else if (strcmp(req->path, "/async") == 0) {
         start_async(fx, ex, 30);
     } else if (strcmp(req->path, "/hang") == 0) {
@@ -952,6 +959,28 @@ static void test_disconnect_mid_request(void **state)
     assert_int_equal(fx->handled, 0);
 }
 
+static bool client_has_bytes(void *arg)
+{
+    return ((client_t *)arg)->resp_len > 0;
+}
+
+static void test_disconnect_while_writing(void **state)
+{
+    fixture_t *fx = *state;
+    start_server(fx, NULL);
+    client_t *cl = client_connect(fx);
+    client_sends(cl, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(run_until(fx, client_has_bytes, cl, DEADLINE_MS));
+    /* Unread data at close makes the kernel send a reset into the server's write. */
+    client_close(cl);
+    assert_true(wait_conns(fx, 0));
+    client_t *again = client_connect(fx);
+    client_sends(again, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    resp_t r[1];
+    assert_int_equal(wait_responses(again, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+}
+
 static bool handled_one(void *arg)
 {
     return ((fixture_t *)arg)->handled == 1;
@@ -1049,6 +1078,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_mid_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_while_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_and_start_errors, setup, teardown),
     };
