@@ -93,8 +93,8 @@ static void copy_trimmed(char *dst, const char *src)
     size_t n = strlen(src);
     if (n >= PG_ERR_MAX)
         n = PG_ERR_MAX - 1;
-    while (n > 0 && (src[n - 1] == '\n' || src[n - 1] == '\r' || src[n - 1] == ' ' ||
-                     src[n - 1] == '\t'))
+    while (n > 0 &&
+           (src[n - 1] == '\n' || src[n - 1] == '\r' || src[n - 1] == ' ' || src[n - 1] == '\t'))
         n--;
     memcpy(dst, src, n);
     dst[n] = '\0';

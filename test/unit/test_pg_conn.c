@@ -501,6 +501,7 @@ typedef struct {
     pg_conn_t *killer;
     probe_t *killer_probe;
     bool kill_sent;
+    int kill_attempts;
 } copy_t;
 
 /* Checks that lines start with consecutive ids, whatever the chunking. */
@@ -552,14 +553,38 @@ static void on_resume_timer(uv_timer_t *t)
     cp->in_resume = false;
 }
 
+static void send_kill(copy_t *cp);
+
+static void on_kill_retry(uv_timer_t *t)
+{
+    send_kill(t->data);
+}
+
 static void on_kill_done(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
 {
     copy_t *cp = ud;
+    if (!err && PQntuples(res) == 0 && cp->kill_attempts < 1000) {
+        /* The paused backend is not blocked on its full socket yet: ask again soon. */
+        assert_int_equal(uv_timer_start(&cp->resume_timer, on_kill_retry, 5, 0), 0);
+        return;
+    }
     on_query(pg, cp->killer_probe, res, err);
     if (cp->paused_by_test) {
         cp->paused_by_test = false;
         pg_conn_resume(cp->pg);
     }
+}
+
+/* Streaming variant: kill at once. Paused variant: kill only once the backend waits in
+ * ClientWrite, so it dies with its FATAL message undeliverable. */
+static void send_kill(copy_t *cp)
+{
+    char sql[200];
+    snprintf(
+        sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %d%s",
+        pg_conn_backend_pid(cp->pg), cp->paused_by_test ? " AND wait_event = 'ClientWrite'" : "");
+    cp->kill_attempts++;
+    assert_int_equal(pg_conn_query(cp->killer, sql, on_kill_done, cp), 0);
 }
 
 static void on_copy_data(pg_conn_t *pg, void *ud, const char *buf, size_t len)
@@ -584,15 +609,13 @@ static void on_copy_data(pg_conn_t *pg, void *ud, const char *buf, size_t len)
         assert_int_equal(uv_timer_start(&cp->resume_timer, on_resume_timer, 1, 0), 0);
     }
     if (cp->killer && !cp->kill_sent) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pg_conn_backend_pid(pg));
         cp->kill_sent = true;
         if (cp->pause_every < 0) {
             /* Variant: hold the stream while the backend dies blocked on a full socket. */
             pg_conn_pause(pg);
             cp->paused_by_test = true;
         }
-        assert_int_equal(pg_conn_query(cp->killer, sql, on_kill_done, cp), 0);
+        send_kill(cp);
     }
 }
 
@@ -651,8 +674,7 @@ static int64_t copy_setup(ctx_t *c, pg_conn_t *pg, probe_t *p)
     query_ok(c, pg, p,
              "CREATE TEMP TABLE eltd_pgconn_rows AS "
              "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 200000) g");
-    query_ok(c, pg, p,
-             "SELECT sum(length(id::text) + 1 + length(h) + 1) FROM eltd_pgconn_rows");
+    query_ok(c, pg, p, "SELECT sum(length(id::text) + 1 + length(h) + 1) FROM eltd_pgconn_rows");
     return strtoll(p->value00, NULL, 10);
 }
 
@@ -712,8 +734,10 @@ static void test_copy_errors(void **state)
 
     /* Statements before the COPY are allowed; an error after the rows still fails it. */
     copy_init(&cp, &c, pg);
-    copy_run(&cp, "SET LOCAL work_mem = '8MB'; COPY (SELECT g FROM generate_series(1, 3) g) "
-                  "TO STDOUT; SELECT 1/0", 10);
+    copy_run(&cp,
+             "SET LOCAL work_mem = '8MB'; COPY (SELECT g FROM generate_series(1, 3) g) "
+             "TO STDOUT; SELECT 1/0",
+             10);
     assert_non_null(cp.err);
     assert_int_equal(cp.next_id, 4);
     copy_fini(&cp);
@@ -774,15 +798,15 @@ static void check_copy_terminated(bool paused)
     cp.killer = killer;
     cp.killer_probe = &kp;
     cp.pause_every = paused ? -1 : 0;
-    copy_run(&cp,
-             "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 20000000) g) TO STDOUT",
+    copy_run(&cp, "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 20000000) g) TO STDOUT",
              120);
     assert_true(run_until(&c, &kp.query_done, 10));
     assert_null(kp.query_err);
     assert_string_equal(kp.value00, "t");
     assert_non_null(cp.err);
-    print_message("terminated mid-COPY (%s) after %lld rows: %s\n", paused ? "paused" : "streaming",
-                  (long long)(cp.next_id - 1), cp.err);
+    print_message("terminated mid-COPY (%s, %d kill attempts) after %lld rows: %s\n",
+                  paused ? "blocked" : "streaming", cp.kill_attempts, (long long)(cp.next_id - 1),
+                  cp.err);
     assert_int_equal(cp.rows, -1);
     assert_true(cp.next_id - 1 < 20000000);
     assert_false(cp.order_broken);
@@ -826,8 +850,9 @@ static void test_close_in_copy_cb(void **state)
     copy_init(&cp, &c, pg);
     cp.close_after = 10;
     cp.probe = &p;
-    assert_int_equal(pg_conn_copy_out(pg, "COPY (SELECT g FROM generate_series(1, 200000) g) "
-                                          "TO STDOUT",
+    assert_int_equal(pg_conn_copy_out(pg,
+                                      "COPY (SELECT g FROM generate_series(1, 200000) g) "
+                                      "TO STDOUT",
                                       on_copy_data, on_copy_done, &cp),
                      0);
     assert_true(run_until(&c, &p.closed, 20));
