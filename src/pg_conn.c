@@ -325,6 +325,7 @@ static void connect_finish(pg_conn_t *pg, const char *err)
     pg_conn_cb cb = pg->connect_cb;
     void *ud = pg->connect_cb ? pg->op_ud : NULL;
     pg->connect_cb = NULL;
+    pg->op_ud = NULL;
     if (cb)
         cb(pg, ud, err ? msg : NULL);
 }
