@@ -209,7 +209,7 @@ static void start_attempt(dag_task_t *t)
     t->attempt_start_ms = uv_now(d->loop);
     d->running[t->kind]++;
     if (d->opts.task_timeout > 0)
-        uv_timer_start(&t->timer, on_timeout, (uint64_t)(d->opts.task_timeout * 1000), 0);
+        uv_timer_start(&t->timer, on_timeout, (uint64_t)llround(d->opts.task_timeout * 1000), 0);
     emit(t);
     t->ops->start(t);
 }
@@ -316,7 +316,8 @@ void dag_task_finish(dag_task_t *t, bool ok, const char *err)
         } else if (t->attempt < t->max_attempts) {
             t->state = TASK_RETRY_WAIT;
             emit(t);
-            uv_timer_start(&t->timer, on_retry, (uint64_t)(retry_delay(d, t->attempt) * 1000), 0);
+            uint64_t ms = (uint64_t)llround(retry_delay(d, t->attempt) * 1000);
+            uv_timer_start(&t->timer, on_retry, ms, 0);
         } else {
             set_final(t, TASK_FAILED);
         }

@@ -16,11 +16,26 @@
 
 /* Every variable conf/pipeline.yaml reads, plus the ones these tests invent. */
 static const char *const env_vars[] = {
-    "PGHOST",          "PGPORT",          "POSTGRES_DB",      "POSTGRES_USER",
-    "POSTGRES_PASSWORD", "CLICKHOUSE_URL", "CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD",
-    "ELTD_ORDERS_MODE", "ELTD_SCHEDULE",  "ELTD_TIMEZONE",    "ELTD_RETRIES",
-    "ELTD_RETRY_DELAY", "ELTD_MODELS",    "ELTD_LISTEN",      "ELTD_API_TOKEN",
-    "ELTD_STATE_DIR",   "ELTD_UT_A",      "ELTD_UT_B",        "ELTD_UT_UNSET",
+    "PGHOST",
+    "PGPORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "CLICKHOUSE_URL",
+    "CLICKHOUSE_USER",
+    "CLICKHOUSE_PASSWORD",
+    "ELTD_ORDERS_MODE",
+    "ELTD_SCHEDULE",
+    "ELTD_TIMEZONE",
+    "ELTD_RETRIES",
+    "ELTD_RETRY_DELAY",
+    "ELTD_MODELS",
+    "ELTD_LISTEN",
+    "ELTD_API_TOKEN",
+    "ELTD_STATE_DIR",
+    "ELTD_UT_A",
+    "ELTD_UT_B",
+    "ELTD_UT_UNSET",
     NULL,
 };
 
@@ -41,10 +56,10 @@ static char *pipeline_path(void)
 }
 
 /* A minimal valid document; tests append or replace sections. */
-#define BASE_SOURCE "source:\n  database: db\n  user: u\n"
+#define BASE_SOURCE    "source:\n  database: db\n  user: u\n"
 #define BASE_WAREHOUSE "warehouse:\n  url: http://ch:8123\n"
-#define BASE_TABLES "tables:\n  - t1\n"
-#define BASE BASE_SOURCE BASE_WAREHOUSE BASE_TABLES
+#define BASE_TABLES    "tables:\n  - t1\n"
+#define BASE           BASE_SOURCE BASE_WAREHOUSE BASE_TABLES
 
 static bool load(config_t *cfg, const char *text, char *err, size_t errlen)
 {
@@ -335,15 +350,15 @@ static void test_env_in_file(void **state)
 
     expect_error(BASE_SOURCE "warehouse:\n  url: ${ELTD_UT_UNSET}\n" BASE_TABLES, "t.yaml:5:8: ",
                  "environment variable ELTD_UT_UNSET is not set and has no default");
-    expect_error(BASE_SOURCE "warehouse:\n  url: \"${ELTD_UT_A\"\n" BASE_TABLES, "t.yaml:5:8: ",
-                 "unterminated ${ELTD_UT_A");
+    expect_error(BASE_SOURCE "warehouse:\n  url: \"${ELTD_UT_A\"\n" BASE_TABLES,
+                 "t.yaml:5:8: ", "unterminated ${ELTD_UT_A");
     /* A substituted value is typed like a literal one. */
     setenv("ELTD_UT_A", "many", 1);
-    expect_error(BASE "run:\n  retries: ${ELTD_UT_A}\n", "t.yaml:9:12: ",
-                 "retries: expected an integer, got 'many'");
+    expect_error(BASE "run:\n  retries: ${ELTD_UT_A}\n",
+                 "t.yaml:9:12: ", "retries: expected an integer, got 'many'");
     /* Inside a table's shorthand, key list and casts too. */
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - ${ELTD_UT_UNSET}\n", "t.yaml:7:5: ",
-                 "ELTD_UT_UNSET");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - ${ELTD_UT_UNSET}\n",
+                 "t.yaml:7:5: ", "ELTD_UT_UNSET");
     setenv("ELTD_UT_A", "tbl", 1);
     load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE
             "tables:\n  - ${ELTD_UT_A}\n  - name: x\n    key: [\"${ELTD_UT_A}_id\"]\n"
@@ -380,8 +395,7 @@ static void test_tables_forms(void **state)
 {
     (void)state;
     config_t cfg;
-    load_ok(&cfg, "source:\n  database: db\n  user: u\n  schema: shop\n" BASE_WAREHOUSE
-                  "tables:\n"
+    load_ok(&cfg, "source:\n  database: db\n  user: u\n  schema: shop\n" BASE_WAREHOUSE "tables:\n"
                   "  - customers\n"
                   "  - name: orders\n"
                   "    schema: sales\n"
@@ -443,7 +457,7 @@ static void test_section_order(void **state)
     (void)state;
     config_t cfg;
     load_ok(&cfg, BASE_TABLES BASE_WAREHOUSE "source:\n  database: db\n  user: u\n"
-                                              "  schema: late\n");
+                                             "  schema: late\n");
     assert_string_equal(cfg.tables[0].schema, "late");
     config_free(&cfg);
     load_ok(&cfg, "tables:\n  - name: a\n    schema: own\n" BASE_WAREHOUSE BASE_SOURCE);
@@ -514,20 +528,20 @@ static void test_error_wrong_type(void **state)
                  "t.yaml:4:9: ", "expected an integer, got '54.32'");
     expect_error("source:\n  database: db\n  user: u\n  port: ''\n" BASE_WAREHOUSE BASE_TABLES,
                  "t.yaml:4:9: ", "expected an integer, got ''");
-    expect_error(BASE "schedule:\n  catch_up: maybe\n", "t.yaml:9:13: ",
-                 "catch_up: expected true or false, got 'maybe'");
+    expect_error(BASE "schedule:\n  catch_up: maybe\n",
+                 "t.yaml:9:13: ", "catch_up: expected true or false, got 'maybe'");
     expect_error("source:\n  database: db\n  user: u\n  host: [a, b]\n" BASE_WAREHOUSE BASE_TABLES,
                  "t.yaml:4:9: ", "expected a scalar value");
     expect_error("source:\n  database: db\n  user: {x: 1}\n" BASE_WAREHOUSE BASE_TABLES,
                  "t.yaml:3:9: ", "expected a scalar value");
-    expect_error("source: localhost\n" BASE_WAREHOUSE BASE_TABLES, "t.yaml:1:9: ",
-                 "expected a mapping");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables: customers\n", "t.yaml:6:9: ",
-                 "tables: expected a list of tables");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - [a]\n", "t.yaml:7:5: ",
-                 "expected a mapping");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    key: id\n", "t.yaml:8:10: ",
-                 "key: expected a list");
+    expect_error("source: localhost\n" BASE_WAREHOUSE BASE_TABLES,
+                 "t.yaml:1:9: ", "expected a mapping");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables: customers\n",
+                 "t.yaml:6:9: ", "tables: expected a list of tables");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - [a]\n",
+                 "t.yaml:7:5: ", "expected a mapping");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    key: id\n",
+                 "t.yaml:8:10: ", "key: expected a list");
     expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    key: [id, [x]]\n",
                  "t.yaml:8:15: ", "expected a scalar value");
     expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    key: [id, '']\n",
@@ -538,8 +552,8 @@ static void test_error_wrong_type(void **state)
                  "t.yaml:8:16: ", "casts: empty type for column c");
     expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    mode: fast\n",
                  "t.yaml:8:11: ", "mode: expected full or incremental, got 'fast'");
-    expect_error(BASE "http:\n  allow_public_without_token: 1\n", "t.yaml:9:31: ",
-                 "expected true or false, got '1'");
+    expect_error(BASE "http:\n  allow_public_without_token: 1\n",
+                 "t.yaml:9:31: ", "expected true or false, got '1'");
 }
 
 static void test_bools(void **state)
@@ -548,7 +562,7 @@ static void test_bools(void **state)
     static const struct {
         const char *text;
         bool want;
-    } cases[] = {{"true", true}, {"yes", true}, {"on", true},
+    } cases[] = {{"true", true},   {"yes", true}, {"on", true},
                  {"false", false}, {"no", false}, {"off", false}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char text[256];
@@ -569,16 +583,16 @@ static void test_error_range(void **state)
                  "t.yaml:4:9: ", "port: 0 is out of range 1..65535");
     expect_error("source:\n  database: db\n  user: u\n  port: -1\n" BASE_WAREHOUSE BASE_TABLES,
                  "t.yaml:4:9: ", "out of range");
-    expect_error("source:\n  database: db\n  user: u\n  port: 99999999999999999999\n"
-                 BASE_WAREHOUSE BASE_TABLES,
+    expect_error("source:\n  database: db\n  user: u\n  port: 99999999999999999999\n" BASE_WAREHOUSE
+                     BASE_TABLES,
                  "t.yaml:4:9: ", "port: expected an integer");
-    expect_error(BASE "run:\n  retries: 101\n", "t.yaml:9:12: ",
-                 "retries: 101 is out of range 0..100");
+    expect_error(BASE "run:\n  retries: 101\n",
+                 "t.yaml:9:12: ", "retries: 101 is out of range 0..100");
     expect_error(BASE "run:\n  load_parallelism: 0\n", "t.yaml:9:21: ", "out of range 1..64");
-    expect_error(BASE "run:\n  retry_delay: 2d\n", "t.yaml:9:16: ",
-                 "retry_delay: 172800s is out of range 0s..86400s");
-    expect_error(BASE "run:\n  queue_bytes: 1KiB\n", "t.yaml:9:16: ",
-                 "queue_bytes: 1024 bytes is out of range 65536..1073741824");
+    expect_error(BASE "run:\n  retry_delay: 2d\n",
+                 "t.yaml:9:16: ", "retry_delay: 172800s is out of range 0s..86400s");
+    expect_error(BASE "run:\n  queue_bytes: 1KiB\n",
+                 "t.yaml:9:16: ", "queue_bytes: 1024 bytes is out of range 65536..1073741824");
 
     /* The bounds themselves are accepted. */
     config_t cfg;
@@ -599,24 +613,24 @@ static void test_error_range(void **state)
 static void test_error_missing(void **state)
 {
     (void)state;
-    expect_error("source:\n  user: u\n" BASE_WAREHOUSE BASE_TABLES, "t.yaml:2:3: ",
-                 "missing required key 'database'");
+    expect_error("source:\n  user: u\n" BASE_WAREHOUSE BASE_TABLES,
+                 "t.yaml:2:3: ", "missing required key 'database'");
     expect_error(BASE_SOURCE BASE_WAREHOUSE, "t.yaml:1:1: ", "missing required key 'tables'");
     expect_error(BASE_SOURCE BASE_TABLES, "t.yaml:1:1: ", "missing required key 'url'");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables: []\n", "t.yaml:6:9: ",
-                 "tables: at least one table is required");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - schema: x\n", "t.yaml:7:5: ",
-                 "missing required key 'name'");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables: []\n",
+                 "t.yaml:6:9: ", "tables: at least one table is required");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - schema: x\n",
+                 "t.yaml:7:5: ", "missing required key 'name'");
 }
 
 static void test_error_duration_size(void **state)
 {
     (void)state;
-    expect_error(BASE "run:\n  retry_delay: 5x\n", "t.yaml:9:16: ",
-                 "retry_delay: expected a duration like 30s, 5m or 1h, got '5x'");
+    expect_error(BASE "run:\n  retry_delay: 5x\n",
+                 "t.yaml:9:16: ", "retry_delay: expected a duration like 30s, 5m or 1h, got '5x'");
     expect_error(BASE "run:\n  task_timeout: soon\n", "t.yaml:9:17: ", "got 'soon'");
-    expect_error(BASE "run:\n  queue_bytes: 4MB\n", "t.yaml:9:16: ",
-                 "queue_bytes: expected a size like 4MiB, got '4MB'");
+    expect_error(BASE "run:\n  queue_bytes: 4MB\n",
+                 "t.yaml:9:16: ", "queue_bytes: expected a size like 4MiB, got '4MB'");
     expect_error(BASE "http:\n  max_body_bytes: lots\n", "t.yaml:9:19: ", "got 'lots'");
 
     config_t cfg;
@@ -634,15 +648,13 @@ static void test_error_tables(void **state)
     (void)state;
     expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: orders\n    mode: incremental\n",
                  "t.yaml:7:5: ", "table orders: mode incremental needs a cursor column");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - a\n  - b\n  - a\n", "t.yaml:9:5: ",
-                 "table a: target a is already used on line 7");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE
-                 "tables:\n  - a\n  - name: b\n    target: a\n",
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - a\n  - b\n  - a\n",
+                 "t.yaml:9:5: ", "table a: target a is already used on line 7");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - a\n  - name: b\n    target: a\n",
                  "t.yaml:8:5: ", "table b: target a is already used on line 7");
     /* The same source table twice under different targets is fine. */
     config_t cfg;
-    load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE
-            "tables:\n  - a\n  - name: a\n    target: a_copy\n");
+    load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE "tables:\n  - a\n  - name: a\n    target: a_copy\n");
     assert_int_equal(cfg.ntables, 2);
     config_free(&cfg);
 }
@@ -650,12 +662,13 @@ static void test_error_tables(void **state)
 static void test_error_duplicate_key(void **state)
 {
     (void)state;
-    expect_error("source:\n  database: db\n  user: u\n  database: other\n" BASE_WAREHOUSE
-                 BASE_TABLES,
-                 "t.yaml:4:3: ", "duplicate key 'database'");
+    expect_error(
+        "source:\n  database: db\n  user: u\n  database: other\n" BASE_WAREHOUSE BASE_TABLES,
+        "t.yaml:4:3: ", "duplicate key 'database'");
     expect_error(BASE "tables:\n  - t2\n", "t.yaml:8:1: ", "duplicate key 'tables'");
     expect_error(BASE "warehouse:\n  url: x\n", "t.yaml:8:1: ", "duplicate key 'warehouse'");
-    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    mode: full\n    mode: full\n",
+    expect_error(BASE_SOURCE BASE_WAREHOUSE
+                 "tables:\n  - name: a\n    mode: full\n    mode: full\n",
                  "t.yaml:9:5: ", "duplicate key 'mode'");
 }
 
@@ -664,8 +677,8 @@ static void test_error_validate(void **state)
     (void)state;
     expect_error(BASE_SOURCE "warehouse:\n  url: localhost:8123\n" BASE_TABLES, "t.yaml:1:1: ",
                  "warehouse.url: expected http:// or https://, got 'localhost:8123'");
-    expect_error(BASE "http:\n  listen: 5001\n", "t.yaml:1:1: ",
-                 "http.listen: expected host:port, got '5001'");
+    expect_error(BASE "http:\n  listen: 5001\n",
+                 "t.yaml:1:1: ", "http.listen: expected host:port, got '5001'");
 }
 
 static void test_load_file_errors(void **state)
@@ -690,9 +703,9 @@ static void test_parse_duration(void **state)
         const char *s;
         double want;
     } good[] = {
-        {"0", 0},         {"300", 300},     {"300s", 300},  {"5m", 300},     {"1h", 3600},
-        {"1h30m", 5400},  {"250ms", 0.25},  {"1.5h", 5400}, {"2d", 172800},  {"0.5s", 0.5},
-        {"1m30s", 90},    {"1d2h3m4s", 93784}, {"10ms", 0.01}, {"0s", 0},
+        {"0", 0},        {"300", 300},        {"300s", 300},  {"5m", 300},    {"1h", 3600},
+        {"1h30m", 5400}, {"250ms", 0.25},     {"1.5h", 5400}, {"2d", 172800}, {"0.5s", 0.5},
+        {"1m30s", 90},   {"1d2h3m4s", 93784}, {"10ms", 0.01}, {"0s", 0},
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         double v = -1;
@@ -703,8 +716,8 @@ static void test_parse_duration(void **state)
             print_error("'%s' = %g, want %g\n", good[i].s, v, good[i].want);
         assert_true(fabs(v - good[i].want) <= 1e-9);
     }
-    static const char *const bad[] = {"", "s", "ms", "abc", "5x", "-1", "-5m", "5 m", "5m ",
-                                      "1h-5m", "inf", "nan", "5mm", "h1", "1y", "5S"};
+    static const char *const bad[] = {"",    "s",     "ms",  "abc", "5x",  "-1", "-5m", "5 m",
+                                      "5m ", "1h-5m", "inf", "nan", "5mm", "h1", "1y",  "5S"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         double v = 12345;
         if (config_parse_duration(bad[i], &v))
@@ -741,9 +754,20 @@ static void test_parse_size(void **state)
         assert_true(config_parse_size(good[i].s, &v));
         assert_int_equal(v, good[i].want);
     }
-    static const char *const bad[] = {"",      "MiB",   "-1",     "4MB",  "4mib", "1.5MiB",
-                                      "4 MiB", "4MiBs", "1TiB",   "x",    "4KB",
-                                      "9223372036854775808", "8589934592GiB", "9007199254740993K"};
+    static const char *const bad[] = {"",
+                                      "MiB",
+                                      "-1",
+                                      "4MB",
+                                      "4mib",
+                                      "1.5MiB",
+                                      "4 MiB",
+                                      "4MiBs",
+                                      "1TiB",
+                                      "x",
+                                      "4KB",
+                                      "9223372036854775808",
+                                      "8589934592GiB",
+                                      "9007199254740993K"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int64_t v = 12345;
         if (config_parse_size(bad[i], &v))

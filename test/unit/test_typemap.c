@@ -125,9 +125,9 @@ static void test_plain_types(void **state)
     static const struct {
         const char *pg, *ch;
     } plain[] = {
-        {"int2", "Int16"},   {"int4", "Int32"},     {"int8", "Int64"},   {"oid", "UInt32"},
-        {"text", "String"},  {"varchar", "String"}, {"bpchar", "String"}, {"name", "String"},
-        {"json", "String"},  {"jsonb", "String"},   {"inet", "String"},  {"time", "String"},
+        {"int2", "Int16"},  {"int4", "Int32"},     {"int8", "Int64"},    {"oid", "UInt32"},
+        {"text", "String"}, {"varchar", "String"}, {"bpchar", "String"}, {"name", "String"},
+        {"json", "String"}, {"jsonb", "String"},   {"inet", "String"},   {"time", "String"},
         {"uuid", "UUID"},
     };
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
@@ -350,8 +350,7 @@ static bool pg_available(void)
     static int known = -1;
     if (known < 0) {
         known = 0;
-        if (getenv("PGHOST") || getenv("PGPORT") || getenv("PGDATABASE") ||
-            getenv("PGSERVICE")) {
+        if (getenv("PGHOST") || getenv("PGPORT") || getenv("PGDATABASE") || getenv("PGSERVICE")) {
             int rc = system("psql -X -q -A -t -c 'SELECT 1' >/dev/null 2>&1");
             known = rc == 0;
             if (!known)
@@ -436,8 +435,8 @@ static void copy_expect_error(const char *expr, const char *values, const char *
     free(sql);
 }
 
-static void live(const char *typname, bool notnull, const typemap_caps_t *caps,
-                 const char *values, const char *want)
+static void live(const char *typname, bool notnull, const typemap_caps_t *caps, const char *values,
+                 const char *want)
 {
     typemap_column_t col = column("c", typname, notnull);
     char *e = expr_of(&col, "orders", caps, NULL);
@@ -480,8 +479,8 @@ static void test_pg_timestamps(void **state)
     const char *w1[] = {"eltd:", "orders.c", "1969-12-31 23:59:59", "DateTime", "cast", NULL};
     live_error("timestamp", &old_caps, "('1969-12-31 23:59:59'::timestamp)", w1);
     const char *w2[] = {"eltd:", "2106-02-07 06:28:16", NULL};
-    live_error("timestamp", &old_caps, "('2024-01-01'::timestamp), ('2106-02-07 06:28:16'::timestamp)",
-               w2);
+    live_error("timestamp", &old_caps,
+               "('2024-01-01'::timestamp), ('2106-02-07 06:28:16'::timestamp)", w2);
     const char *w3[] = {"eltd:", "1899-12-31 23:59:59", "DateTime64", NULL};
     live_error("timestamp", &new_caps, "('1899-12-31 23:59:59'::timestamp)", w3);
     const char *w4[] = {"eltd:", "infinity", NULL};
