@@ -1,0 +1,139 @@
+/* cmd_run.c — `eltd run`: one run on a fresh loop, cancelled cleanly by SIGINT/SIGTERM,
+ * ending with a summary table and an exit code from the run's final state. */
+#include "ch_client.h"
+#include "cli.h"
+#include "log.h"
+#include "run.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct one_run {
+    uv_loop_t *loop;
+    run_t *run;
+    ch_client_t *ch;
+    uv_signal_t sigint, sigterm;
+    int exit_code;
+} one_run_t;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    one_run_t *o = h->data;
+    log_warn("event=signal signal=%d action=cancel_run", signum);
+    run_cancel(o->run);
+}
+
+static void print_summary(const run_t *r)
+{
+    printf("\n%-28s %-16s %8s %12s %14s %9s\n", "task", "state", "attempts", "rows", "bytes",
+           "seconds");
+    for (size_t i = 0; i < r->dag->ntasks; i++) {
+        const dag_task_t *t = r->dag->tasks[i];
+        double secs = t->finished_at > 0 && t->started_at > 0 ? t->finished_at - t->started_at
+                                                              : 0;
+        printf("%-28s %-16s %8d %12lld %14lld %9.3f\n", t->name, dag_state_name(t->state),
+               t->attempt, (long long)t->rows, (long long)t->bytes, secs);
+        if (t->error[0] && t->state != TASK_SUCCESS)
+            printf("    error: %s\n", t->error);
+    }
+    printf("run %lld: %s in %.3f s\n", (long long)r->id, run_state_name(r->state),
+           r->finished_at - r->started_at);
+    fflush(stdout);
+}
+
+static void on_client_closed(void *ud)
+{
+    (void)ud;
+}
+
+static void on_run_freed(void *ud)
+{
+    one_run_t *o = ud;
+    ch_client_close(o->ch, on_client_closed, NULL);
+    uv_close((uv_handle_t *)&o->sigint, NULL);
+    uv_close((uv_handle_t *)&o->sigterm, NULL);
+}
+
+static void on_run_done(run_t *r, void *ud)
+{
+    one_run_t *o = ud;
+    print_summary(r);
+    o->exit_code = r->state == RUN_SUCCESS     ? EXIT_OK
+                   : r->state == RUN_CANCELLED ? EXIT_CANCELLED
+                                               : EXIT_RUN_FAILED;
+    run_free(r, on_run_freed, o);
+}
+
+static bool split_names(char *list, run_request_t *req, const config_t *cfg)
+{
+    size_t n = 1;
+    for (char *p = list; *p; p++)
+        n += *p == ',';
+    req->tables = calloc(n, sizeof *req->tables);
+    if (!req->tables)
+        return false;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!config_find_table(cfg, tok)) {
+            fprintf(stderr, "eltd: --select: '%s' is not a configured table\n", tok);
+            return false;
+        }
+        req->tables[req->ntables++] = tok;
+    }
+    return true;
+}
+
+int cmd_run(const cli_t *c, config_t *cfg)
+{
+    run_request_t req = {.full_refresh = c->full_refresh};
+    snprintf(req.trigger, sizeof req.trigger, "cli");
+    char *select = c->select ? strdup(c->select) : NULL;
+    if (c->select && (!select || !split_names(select, &req, cfg))) {
+        free(req.tables);
+        free(select);
+        return EXIT_CONFIG;
+    }
+    one_run_t o = {.exit_code = EXIT_RUNTIME};
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        free(req.tables);
+        free(select);
+        return EXIT_RUNTIME;
+    }
+    o.loop = &loop;
+    char err[1024];
+    ch_client_opts_t co = {
+        .url = cfg->warehouse.url,
+        .user = cfg->warehouse.user,
+        .password = cfg->warehouse.password,
+        .connect_timeout = cfg->warehouse.connect_timeout,
+        .query_timeout = cfg->warehouse.query_timeout,
+    };
+    o.ch = ch_client_new(&loop, &co, err, sizeof err);
+    if (!o.ch) {
+        fprintf(stderr, "eltd: %s\n", err);
+        free(req.tables);
+        free(select);
+        uv_loop_close(&loop);
+        return EXIT_RUNTIME;
+    }
+    o.run = run_new(&loop, cfg, o.ch, 1, &req, err, sizeof err);
+    free(req.tables);
+    free(select);
+    if (!o.run || !run_start(o.run, on_run_done, &o, err, sizeof err)) {
+        fprintf(stderr, "eltd: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    uv_signal_init(&loop, &o.sigint);
+    uv_signal_init(&loop, &o.sigterm);
+    o.sigint.data = o.sigterm.data = &o;
+    uv_signal_start(&o.sigint, on_signal, SIGINT);
+    uv_signal_start(&o.sigterm, on_signal, SIGTERM);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        log_warn("event=loop_close_busy");
+    return o.exit_code;
+}
+
