@@ -9,6 +9,8 @@
 #include "dag.h"
 #include "load.h"
 
+#include <jansson.h>
+
 typedef enum { RUN_QUEUED, RUN_RUNNING, RUN_SUCCESS, RUN_FAILED, RUN_CANCELLED } run_state_t;
 
 typedef struct run run_t;
@@ -16,9 +18,15 @@ typedef void (*run_done_cb)(run_t *r, void *ud);
 
 /* What a trigger asks for. Names are checked against the config before a run is made. */
 typedef struct run_request {
-    char **tables;     /* loads to run; NULL = all configured tables */
+    char **tables;     /* loads to run by table name; NULL = all configured tables */
     size_t ntables;
-    bool full_refresh; /* incremental tables reload fully */
+    char **select;     /* dbt selectors over tables and models (name, +name, name+,
+                          path:..., tag:...); NULL = everything */
+    size_t nselect;
+    char **exclude;    /* dbt selectors to leave out */
+    size_t nexclude;
+    json_t *vars;      /* per-run vars over the project's and the config's; may be NULL */
+    bool full_refresh; /* incremental tables and models rebuild fully */
     char trigger[32];  /* cli | schedule | manual | webhook */
 } run_request_t;
 
