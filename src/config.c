@@ -72,7 +72,7 @@ static const field_t table_fields[] = {
     {"name", F_STRING, TOFF(name), NULL, NOB, NULL, false, "PostgreSQL table"},
     {"schema", F_STRING, TOFF(schema), NULL, NOB, NULL, true, "PostgreSQL schema"},
     {"target", F_STRING, TOFF(target), NULL, NOB, NULL, true, "ClickHouse table name"},
-    {"mode", F_MODE, TOFF(mode), "full", NOB, NULL, false, "full | incremental"},
+    {"mode", F_MODE, TOFF(mode), "full", NOB, NULL, false, "load mode"},
     {"cursor", F_STRING, TOFF(cursor), NULL, NOB, NULL, true, "incremental cursor column"},
     {"key", F_STRLIST, TOFF(key), NULL, NOB, NULL, true, "key columns (default: primary key)"},
     {"casts", F_CASTS, TOFF(casts), NULL, NOB, NULL, true, "column: ClickHouse type"},
@@ -135,7 +135,7 @@ static const field_t root_fields[] = {
     {"models", F_SECTION, 0, NULL, NOB, models_fields, false, "dbt project"},
     {"http", F_SECTION, 0, NULL, NOB, http_fields, false, "HTTP API"},
     {"state_dir", F_STRING, OFF(state_dir), "/var/lib/eltd", NOB, NULL, false, "journal dir"},
-    {"log_level", F_STRING, OFF(log_level), "info", NOB, NULL, false, "debug|info|warn|error"},
+    {"log_level", F_STRING, OFF(log_level), "info", NOB, NULL, false, "debug, info, warn or error"},
     {0},
 };
 
@@ -814,4 +814,62 @@ void config_print(const config_t *cfg, FILE *out)
                 fprintf(out, "    casts.%s: %s\n", t->casts[k].column, t->casts[k].type);
         }
     }
+}
+
+static const char *type_label(field_type_t t)
+{
+    switch (t) {
+    case F_STRING:
+        return "string";
+    case F_SECRET:
+        return "secret";
+    case F_INT:
+        return "integer";
+    case F_BOOL:
+        return "bool";
+    case F_DURATION:
+        return "duration";
+    case F_SIZE:
+        return "size";
+    case F_MODE:
+        return "full or incremental";
+    case F_TABLES:
+        return "list";
+    case F_STRLIST:
+        return "list of strings";
+    case F_CASTS:
+        return "map column: type";
+    case F_VARS:
+        return "map";
+    default:
+        return "section";
+    }
+}
+
+static void reference_fields(const field_t *fields, const char *prefix, FILE *out)
+{
+    for (const field_t *f = fields; f->name; f++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s%s", prefix, f->name);
+        if (f->type == F_SECTION || f->type == F_TABLES) {
+            char sub[160];
+            snprintf(sub, sizeof sub, "%s%s", key, f->type == F_TABLES ? "[]." : ".");
+            reference_fields(f->sub, sub, out);
+            continue;
+        }
+        char bounds[64] = "";
+        if (f->min <= f->max && f->type == F_DURATION)
+            snprintf(bounds, sizeof bounds, "%gs..%gs", f->min, f->max);
+        else if (f->min <= f->max)
+            snprintf(bounds, sizeof bounds, "%.0f..%.0f", f->min, f->max);
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", key, type_label(f->type),
+                f->def ? (*f->def ? f->def : "\"\"") : (f->optional ? "—" : "**required**"),
+                bounds, f->help);
+    }
+}
+
+void config_print_reference(FILE *out)
+{
+    fprintf(out, "| key | type | default | bounds | meaning |\n|---|---|---|---|---|\n");
+    reference_fields(root_fields, "", out);
 }

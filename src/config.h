@@ -90,6 +90,9 @@ void config_free(config_t *cfg);
 /* Prints the resolved configuration as YAML with secrets masked. */
 void config_print(const config_t *cfg, FILE *out);
 
+/* Prints the table of known keys (type, default, bounds) as Markdown, for the README. */
+void config_print_reference(FILE *out);
+
 /* Returns the table called name, or NULL. */
 const config_table_t *config_find_table(const config_t *cfg, const char *name);
 

@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "  validate   load and check the config, print the resolved pipeline\n"
             "  run        perform one run (loads, then models and tests) and exit\n"
             "  version    print the version\n"
+            "  config-reference  print the config keys as a Markdown table\n"
             "\n"
             "options:\n"
             "  -c, --config FILE     pipeline config (default conf/pipeline.yaml)\n"
@@ -141,6 +142,10 @@ int main(int argc, char **argv)
         return EXIT_OK;
     if (rc != EXIT_OK)
         return rc;
+    if (!strcmp(c.command, "config-reference")) {
+        config_print_reference(stdout);
+        return EXIT_OK;
+    }
     if (!strcmp(c.command, "version")) {
         printf("eltd %s\n", ELTD_VERSION);
         return EXIT_OK;
