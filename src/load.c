@@ -359,11 +359,15 @@ static void on_copy_data(pg_conn_t *pg, void *ud, const char *buf, size_t len)
         buf += take;
         len -= take;
     }
-    if (a->queued >= a->cap)
+    /* Wake curl in large steps, not per row: each resume costs a syscall round. A full
+     * queue wakes it whatever its size: with queue_bytes below one chunk, waiting for a
+     * whole chunk after pausing PostgreSQL would stall both sides for good. */
+    if (a->queued >= a->cap) {
         pg_conn_pause(pg);
-    /* Wake curl in large steps, not per row: each resume costs a syscall round. */
-    if (a->queued >= CHUNK_SIZE)
         wake_insert(a);
+    } else if (a->queued >= CHUNK_SIZE) {
+        wake_insert(a);
+    }
 }
 
 static void after_count(attempt_t *a, const char *body);
@@ -545,7 +549,8 @@ static void after_watermark(attempt_t *a, const char *body)
 {
     long long count = strtoll(body, NULL, 10);
     const char *tab = strchr(body, '\t');
-    if (count > 0 && tab) {
+    /* A Nullable cursor that is NULL everywhere gives \N: no watermark, copy all. */
+    if (count > 0 && tab && strncmp(tab + 1, "\\N", 2) != 0) {
         size_t n = strcspn(tab + 1, "\n");
         a->watermark = strndup(tab + 1, n);
     }
@@ -618,10 +623,24 @@ static void after_create(attempt_t *a, const char *body)
     free(sql);
 }
 
-static void after_drop_side(attempt_t *a, const char *body)
+static void after_drop_leftover_old(attempt_t *a, const char *body)
 {
     (void)body;
     step_ch(a, a->create_sql, after_create);
+}
+
+/* A process killed between a rename pair and its DROP leaves `<t>__eltd_old` behind; the
+ * next rename pair would then fail on every run. */
+static void after_drop_side(attempt_t *a, const char *body)
+{
+    (void)body;
+    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->old);
+    if (!sql) {
+        fail(a, "out of memory");
+        return;
+    }
+    step_ch(a, sql, after_drop_leftover_old);
+    free(sql);
 }
 
 static void after_exists(attempt_t *a, const char *body)
@@ -702,8 +721,11 @@ static char *build_create(attempt_t *a, char *err, size_t errlen)
                     free(q);
                 }
     }
+    /* The engine follows the table's mode, not this run's: a --full-refresh of an
+     * incremental table must keep ReplacingMergeTree, or the next incremental run would
+     * see a changed structure and reload everything again. */
     char engine[512];
-    if (a->incremental) {
+    if (t->mode == LOAD_MODE_INCREMENTAL) {
         if (!nkey) {
             snprintf(err, errlen,
                      "table %s: incremental mode needs a primary key or a configured key",
