@@ -1323,8 +1323,9 @@ static bool is_keyword(const parser_t *p, const token_t *t)
 
 static const char *const known_filters[] = {"upper",   "lower", "trim",   "length",
                                             "default", "join",  "replace"};
-static const char *const known_tests[] = {"defined", "undefined", "none",    "string", "number",
-                                          "mapping", "boolean",   "integer", "float"};
+static const char *const known_tests[] = {"defined", "undefined", "none",    "string",
+                                          "number",  "mapping",   "boolean", "integer",
+                                          "float",   "true",      "false"};
 
 static node_t *parse_expr(parser_t *p);
 static node_t *parse_or(parser_t *p);
@@ -1511,6 +1512,22 @@ static node_t *parse_filter_expr(parser_t *p, node_t *node)
             }
             advance(p);
             node = n;
+            /* Jinja would take a following literal, name or bracket as the test's argument;
+             * none of our tests takes one, so that is an error (and chaining is one there). */
+            const token_t *a = cur(p);
+            bool arg = a->type == TK_STRING || a->type == TK_INT || a->type == TK_FLOAT ||
+                       tok_is_op(a, OP_LPAREN) || tok_is_op(a, OP_LBRACKET) ||
+                       tok_is_op(a, OP_LBRACE) ||
+                       (a->type == TK_NAME && !tok_is_name(p, a, "else") &&
+                        !tok_is_name(p, a, "or") && !tok_is_name(p, a, "and"));
+            if (arg) {
+                if (tok_is_name(p, a, "is"))
+                    fail(p->c, a->pos, "tests cannot be chained with 'is'");
+                else
+                    fail(p->c, a->pos, "test '%s' takes no arguments", n->name);
+                node_free(node);
+                return NULL;
+            }
         } else if (tok_is_op(t, OP_LPAREN)) {
             node_t *n = node2(p, E_CALL, 0, t->pos, node, NULL);
             if (!n)
@@ -1531,10 +1548,8 @@ static node_t *parse_primary(parser_t *p)
     const token_t *t = cur(p);
     node_t *n = NULL;
     if (t->type == TK_NAME) {
-        if (is_keyword(p, t)) {
-            unexpected(p, NULL);
-            return NULL;
-        }
+        /* Jinja reads even keywords here as plain names ({{ not }} is an undefined
+         * variable), so no keyword check. */
         n = node_new(p, E_LIT, t->pos);
         if (!n)
             return NULL;
@@ -2674,6 +2689,8 @@ static bool eval_test(render_t *r, const node_t *n, tpl_value_t *out)
         res = ref->type == TPL_BOOL;
     else if (strcmp(t, "integer") == 0)
         res = ref->type == TPL_INT;
+    else if (strcmp(t, "true") == 0 || strcmp(t, "false") == 0)
+        res = ref->type == TPL_BOOL && ref->u.b == (t[0] == 't');
     else
         res = ref->type == TPL_FLOAT;
     tpl_value_free(&holder);
@@ -2784,6 +2801,8 @@ static bool compare(render_t *r, int op, const tpl_value_t *a, const tpl_value_t
             if (!charge(r, b->u.list.len, pos))
                 return false;
         } else if (b->type == TPL_DICT) {
+            if (a->type == TPL_LIST || a->type == TPL_DICT)
+                return fail(r->c, pos, "a %s cannot be a dict key", tpl_type_name(a->type));
             found = a->type == TPL_STRING && dict_find(b, a->u.str.ptr, a->u.str.len);
         } else {
             return fail(r->c, pos, "'in' needs a string, list or dict on the right, not %s",
@@ -2809,6 +2828,44 @@ static bool compare(render_t *r, int op, const tpl_value_t *a, const tpl_value_t
     default:
         *res = c == 1 || c == 0;
         break;
+    }
+    return true;
+}
+
+/* 'ab' * 3 and [1] * 3, as in Python; a count below one gives an empty result. */
+static bool repeat(render_t *r, const node_t *n, const tpl_value_t *seq, const tpl_value_t *count,
+                   tpl_value_t *out)
+{
+    int64_t times = 0;
+    (void)as_int(count, &times);
+    if (times < 0)
+        times = 0;
+    if (seq->type == TPL_STRING) {
+        buf_t b = {0};
+        if (seq->u.str.len && (uint64_t)times > TPL_MAX_OUTPUT / seq->u.str.len)
+            b.fail = BUF_TOO_BIG;
+        for (int64_t i = 0; i < times && !b.fail; i++)
+            buf_add(&b, seq->u.str.ptr, seq->u.str.len);
+        bool ok = buf_check(r, &b, n->pos) && charge(r, b.len / 16, n->pos) &&
+                  (buf_to_value(&b, out) || fail(r->c, n->pos, "out of memory"));
+        free(b.ptr);
+        return ok;
+    }
+    *out = tpl_value_list();
+    if (seq->u.list.len && (uint64_t)times > TPL_MAX_STEPS / seq->u.list.len)
+        return charge(r, TPL_MAX_STEPS + 1u, n->pos);
+    for (int64_t i = 0; i < times; i++) {
+        for (size_t k = 0; k < seq->u.list.len; k++) {
+            tpl_value_t item;
+            if (!copy_value(r, &item, &seq->u.list.items[k], n->pos)) {
+                tpl_value_free(out);
+                return false;
+            }
+            if (!tpl_value_list_push(out, &item)) {
+                tpl_value_free(out);
+                return fail(r->c, n->pos, "out of memory");
+            }
+        }
     }
     return true;
 }
@@ -2850,6 +2907,12 @@ static bool eval_binary(render_t *r, const node_t *n, const tpl_value_t *a, cons
         *out = items[0];
         return true;
     }
+    if (op == OP_MUL && (a->type == TPL_STRING || a->type == TPL_LIST) &&
+        (b->type == TPL_INT || b->type == TPL_BOOL))
+        return repeat(r, n, a, b, out);
+    if (op == OP_MUL && (b->type == TPL_STRING || b->type == TPL_LIST) &&
+        (a->type == TPL_INT || a->type == TPL_BOOL))
+        return repeat(r, n, b, a, out);
     if (!is_number(a) || !is_number(b))
         return fail(r->c, n->pos, "unsupported operand types for %s: %s and %s", op_text(op),
                     tpl_type_name(a->type), tpl_type_name(b->type));
@@ -2896,10 +2959,24 @@ static bool eval_binary(render_t *r, const node_t *n, const tpl_value_t *a, cons
             }
             *out = tpl_value_int(op == OP_FLOORDIV ? q : m);
         } else {
-            double m = fmod(dx, dy);
-            if (m != 0.0 && ((m < 0) != (dy < 0)))
-                m += dy;
-            *out = tpl_value_float(op == OP_FLOORDIV ? floor(dx / dy) : m);
+            /* CPython's float_divmod, so that 7 // 0.1 is 69.0 as in Python. */
+            double m = fmod(dx, dy), div = (dx - m) / dy, q;
+            if (m != 0.0) {
+                if ((dy < 0) != (m < 0)) {
+                    m += dy;
+                    div -= 1.0;
+                }
+            } else {
+                m = copysign(0.0, dy);
+            }
+            if (div != 0.0) {
+                q = floor(div);
+                if (div - q > 0.5)
+                    q += 1.0;
+            } else {
+                q = copysign(0.0, dx / dy);
+            }
+            *out = tpl_value_float(op == OP_FLOORDIV ? q : m);
         }
         return true;
     case OP_POW:
@@ -2917,7 +2994,12 @@ static bool eval_binary(render_t *r, const node_t *n, const tpl_value_t *a, cons
         } else {
             if (dx == 0.0 && dy < 0)
                 return fail(r->c, n->pos, "division by zero");
-            *out = tpl_value_float(pow(dx, dy));
+            double res = pow(dx, dy);
+            if (isinf(res) && isfinite(dx) && isfinite(dy))
+                return fail(r->c, n->pos, "float overflow");
+            if (isnan(res) && !isnan(dx) && !isnan(dy))
+                return fail(r->c, n->pos, "complex numbers are not supported");
+            *out = tpl_value_float(res);
         }
         return true;
     default:

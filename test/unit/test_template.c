@@ -368,7 +368,9 @@ static void test_errors_syntax(void **state)
     expect_error("{{ x.'a' }}", "1:6: expected a name or number after '.', got string");
     expect_error("{{ l[1:2] }}", "1:7: slices and tuple subscripts are not supported");
     expect_error("{{ (1, 2) }}", "1:6: tuples are not supported");
-    expect_error("{{ and }}", "1:4: unexpected 'and'");
+    expect_error("{{ and }}", "1:4: undefined variable 'and'");
+    expect_error("{{ 1 is none is none }}", "1:14: tests cannot be chained with 'is'");
+    expect_error("{{ 1 is none 2 }}", "1:14: test 'none' takes no arguments");
     expect_error("{{ 1 ! 2 }}", "1:6: unexpected character '!'");
     expect_error("{{ 99999999999999999999 }}", "1:4: integer literal too large");
     expect_error("{{ '\\x4' }}", "1:5: truncated \\x escape in string");
@@ -423,6 +425,10 @@ static void test_errors_runtime(void **state)
     expect_error("{{ 1 + 'a' }}", "1:6: unsupported operand types for +: int and string");
     expect_error("{{ 'a' - 'b' }}", "1:8: unsupported operand types for -: string and string");
     expect_error("{{ 1 / 0 }}", "1:6: division by zero");
+    expect_error("{{ 2.0 ** 10000 }}", "1:8: float overflow");
+    expect_error("{{ (-8) ** 0.5 }}", "1:9: complex numbers are not supported");
+    expect_error("{{ [1] in {} }}", "1:8: a list cannot be a dict key");
+    expect_error("{{ 'ab' * 'c' }}", "1:9: unsupported operand types for *: string and string");
     expect_error("{{ 1 // 0 }}", "1:6: division by zero");
     expect_error("{{ 9223372036854775807 + 1 }}", "1:24: integer overflow");
     expect_error("{{ 1 < 'a' }}", "1:6: '<' is not supported between int and string");

@@ -17,3 +17,5 @@ neg={{ -5 }} {{ - -5 }} {{ +3 }} {{ -(2 + 3) }} {{ -2 ** 2 }} {{ (1 + 2) * 3 }} 
 numbers={{ 1_000 }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 00 }} {{ 1_0.5 }} {{ 2E2 }}
 tests={{ none is none }} {{ 1 is number }} {{ 'x' is string }} {{ undefined_name is defined }} {{ target is mapping }} {{ 1 is not none }}
 {{ target.missing is undefined }} {{ true is boolean }} {{ 1 is integer }} {{ 1.0 is float }} {{ 1.0 is integer }}
+repeat={{ 'ab' * 3 }} {{ 2 * 'x' }} {{ [0] * 2 }} {{ 'x' * -1 }} {{ 'y' * true }} floatdiv={{ 7 // 0.1 }} {{ 7 % -0.5 }} {{ -7.5 // 2 }} {{ 7.5 % 2 }}
+more tests={{ true is true }} {{ 1 is true }} {{ false is false }} {{ (1 if false) }}|{{ '' if false }}|
