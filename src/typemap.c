@@ -213,8 +213,11 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
         } else {
             base = strdup("DateTime('UTC')");
             text = fmt("to_char(%s, 'YYYY-MM-DD HH24:MI:SS')", src);
+            /* Not UInt32's 2106-02-07 06:28:15: these servers' date tables end with 2105,
+             * and 18.16 silently stores 2106-02-07 06:28:15 as 1970-01-01 06:28:15. The
+             * bound keeps the fraction because the value is compared before truncation. */
             lo = "1970-01-01 00:00:00";
-            hi = "2106-02-07 06:28:15";
+            hi = "2105-12-31 23:59:59.999999";
             chname = "DateTime";
         }
         if (text)
