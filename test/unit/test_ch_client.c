@@ -164,7 +164,10 @@ typedef struct gen {
     int abort_after;  /* return CH_READ_ABORT at this call (0 = never) */
     int cancel_after; /* cancel from a timer (1) or inside the callback (2) at this call */
     int cancel_how;
-    bool pause_forever; /* pause at the first call and never resume */
+    bool pause_forever;  /* pause at the first call and never resume */
+    bool hold;           /* pause until another generator releases us */
+    struct gen *release; /* at call 3: release it and start a query, inside curl */
+    result_t side;       /* the query started from inside the read callback */
     char row[64];
     size_t row_len;
     size_t row_off;
@@ -223,8 +226,14 @@ static size_t gen_read(void *ud, char *buf, size_t max)
         g->max_asked = max;
     if (max < g->min_asked)
         g->min_asked = max;
-    if (g->pause_forever)
+    if (g->pause_forever || g->hold)
         return CH_READ_PAUSE;
+    if (g->release && g->calls == 3) {
+        /* Both calls come from inside curl: the client must defer them to the loop. */
+        g->release->hold = false;
+        ch_request_resume(g->release->req);
+        assert_non_null(ch_query(g->env->c, "SELECT 42", NULL, on_done, &g->side));
+    }
     if (g->abort_after && g->calls == (uint64_t)g->abort_after)
         return CH_READ_ABORT;
     if (g->cancel_after && g->calls == (uint64_t)g->cancel_after) {
@@ -607,6 +616,42 @@ static void test_cancel_query_not_synchronous(void **state)
     env_close(&e);
 }
 
+static void test_calls_from_inside_read(void **state)
+{
+    (void)state;
+    need_server();
+    env_t e;
+    env_open(&e);
+    make_table(&e, "chc_inside");
+    gen_t a, b;
+    gen_init(&a, &e, 1, 100000);
+    gen_init(&b, &e, 100001, 100000);
+    b.hold = true;
+    a.release = &b;
+    a.side.env = &e;
+    b.req = ch_insert(e.c, "INSERT INTO default.chc_inside FORMAT TabSeparated", gen_read,
+                      on_gen_done, &b);
+    a.req = ch_insert(e.c, "INSERT INTO default.chc_inside FORMAT TabSeparated", gen_read,
+                      on_gen_done, &a);
+    assert_non_null(a.req);
+    assert_non_null(b.req);
+    run_until(&e, &e.done_total, 3);
+    assert_null(a.res.err);
+    assert_null(b.res.err);
+    assert_null(a.side.err);
+    assert_string_equal(a.side.body, "42\n");
+    assert_true(b.calls > 1);
+    result_free(&a.res);
+    result_free(&b.res);
+    result_free(&a.side);
+    gen_close(&a);
+    gen_close(&b);
+    /* sum(1..200000) = 20000100000 */
+    expect_rows(&e, "chc_inside", "200000\t20000100000\n");
+    query_ok(&e, "DROP TABLE default.chc_inside");
+    env_close(&e);
+}
+
 typedef struct closer {
     env_t *env;
     uv_timer_t timer;
@@ -713,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_cancel_from_timer),
         cmocka_unit_test(test_cancel_inside_read),
         cmocka_unit_test(test_cancel_query_not_synchronous),
+        cmocka_unit_test(test_calls_from_inside_read),
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_exception_after_200),
     };
