@@ -8,6 +8,8 @@
 -- ClickHouse 18.16 takes one JOIN per SELECT, so each join wraps the previous one:
 -- items ⋈ orders, then ⋈ customers, then ⋈ products (ANY LEFT JOIN ... USING: every item
 -- is kept; a missing parent shows as default values and fails the relationships tests).
+-- Every joined subquery has an alias: current ClickHouse requires one
+-- (joined_subquery_requires_alias), 18.16 accepts it.
 SELECT
     order_item_id,
     order_id,
@@ -38,21 +40,21 @@ FROM
         (
             SELECT order_item_id, order_id, product_id, quantity, unit_price, subtotal
             FROM {{ ref('stg_order_items') }}
-        )
+        ) AS i
         ANY LEFT JOIN
         (
             SELECT order_id, order_date, status, customer_id
             FROM {{ ref('stg_orders') }}
-        ) USING (order_id)
-    )
+        ) AS o USING (order_id)
+    ) AS io
     ANY LEFT JOIN
     (
         SELECT customer_id, state, city
         FROM {{ ref('stg_customers') }}
-    ) USING (customer_id)
-)
+    ) AS c USING (customer_id)
+) AS ioc
 ANY LEFT JOIN
 (
     SELECT product_id, product_name, category, cost
     FROM {{ ref('stg_products') }}
-) USING (product_id)
+) AS p USING (product_id)
