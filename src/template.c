@@ -2216,7 +2216,7 @@ static bool eval_path(render_t *r, const node_t *n, tpl_value_t *holder, const t
         tpl_value_t idx;
         if (!eval(r, n->kids[1], &idx))
             return false;
-        bool found = false, ok = true;
+        bool ok = true;
         if (base->type == TPL_LIST && (idx.type == TPL_INT || idx.type == TPL_BOOL)) {
             int64_t i = idx.type == TPL_INT ? idx.u.i : idx.u.b;
             int64_t len = (int64_t)base->u.list.len;
@@ -2224,7 +2224,6 @@ static bool eval_path(render_t *r, const node_t *n, tpl_value_t *holder, const t
                 i += len;
             if (i >= 0 && i < len) {
                 *ref = &base->u.list.items[i];
-                found = true;
             } else if (!soft) {
                 ok = fail(r->c, n->kids[1]->pos, "list index out of range");
             }
@@ -2232,7 +2231,6 @@ static bool eval_path(render_t *r, const node_t *n, tpl_value_t *holder, const t
             tpl_entry_t *e = dict_find(base, idx.u.str.ptr, idx.u.str.len);
             if (e) {
                 *ref = &e->value;
-                found = true;
             } else if (!soft) {
                 ok = fail(r->c, n->kids[1]->pos, "dict has no key '%.*s'",
                           (int)(idx.u.str.len > 80 ? 80 : idx.u.str.len), idx.u.str.ptr);
@@ -2241,7 +2239,6 @@ static bool eval_path(render_t *r, const node_t *n, tpl_value_t *holder, const t
             ok = fail(r->c, n->kids[1]->pos, "cannot subscript %s with %s",
                       tpl_type_name(base->type), tpl_type_name(idx.type));
         }
-        (void)found;
         tpl_value_free(&idx);
         return ok;
     }
@@ -2507,14 +2504,39 @@ static size_t utf8_next(const char *s, size_t n, size_t i)
     return i;
 }
 
+/* Finds needle in hay (m > 0). Each candidate comparison is billed, so adversarial inputs
+ * run into the evaluation budget instead of quadratic time. *ok is false when billing
+ * failed (the error is set). */
+static const char *find_bytes(render_t *r, const char *hay, size_t n, const char *needle, size_t m,
+                              size_t pos, bool *ok)
+{
+    *ok = true;
+    const char *p = hay, *end = hay + n;
+    while ((size_t)(end - p) >= m) {
+        p = memchr(p, needle[0], (size_t)(end - p) - m + 1);
+        if (!p)
+            return NULL;
+        if (!charge(r, 1 + m / 16, pos)) {
+            *ok = false;
+            return NULL;
+        }
+        if (memcmp(p, needle, m) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
 static bool eval_filter(render_t *r, const node_t *n, tpl_value_t *out)
 {
     const char *f = n->name;
     tpl_value_t holder = tpl_value_none(), val = tpl_value_none();
     const tpl_value_t *ref = NULL;
     bool soft = strcmp(f, "default") == 0;
-    if (!eval_path(r, n->kids[0], &holder, &ref, soft && is_path(n->kids[0])))
+    if (!eval_path(r, n->kids[0], &holder, &ref, soft && is_path(n->kids[0]))) {
+        tpl_value_free(&holder);
         return false;
+    }
     args_t a;
     if (!eval_args(r, n, 1, &a)) {
         tpl_value_free(&holder);
@@ -2639,20 +2661,25 @@ static bool eval_filter(render_t *r, const node_t *n, tpl_value_t *out)
                     }
                     buf_add(&b, s + i, len - i);
                 } else {
-                    while (i < len) {
-                        if ((count < 0 || done < count) && len - i >= ol &&
-                            memcmp(s + i, o, ol) == 0) {
-                            buf_add(&b, news.u.str.ptr, news.u.str.len);
-                            i += ol;
-                            done++;
-                        } else {
-                            buf_addc(&b, s[i++]);
+                    while (i < len && (count < 0 || done < count)) {
+                        bool found_ok;
+                        const char *hit = find_bytes(r, s + i, len - i, o, ol, n->pos, &found_ok);
+                        if (!found_ok) {
+                            ok = false;
+                            break;
                         }
+                        if (!hit)
+                            break;
+                        buf_add(&b, s + i, (size_t)(hit - (s + i)));
+                        buf_add(&b, news.u.str.ptr, news.u.str.len);
+                        i = (size_t)(hit - s) + ol;
+                        done++;
                         if (b.fail)
                             break;
                     }
+                    buf_add(&b, s + i, len - i);
                 }
-                ok = buf_check(r, &b, n->pos) && charge(r, b.len / 16, n->pos) &&
+                ok = ok && buf_check(r, &b, n->pos) && charge(r, b.len / 16, n->pos) &&
                      (buf_to_value(&b, out) || fail(r->c, n->pos, "out of memory"));
             }
             tpl_value_free(&olds);
@@ -2672,8 +2699,10 @@ static bool eval_test(render_t *r, const node_t *n, tpl_value_t *out)
     const tpl_value_t *ref;
     const char *t = n->name;
     bool soft = strcmp(t, "defined") == 0 || strcmp(t, "undefined") == 0;
-    if (!eval_path(r, n->kids[0], &holder, &ref, soft && is_path(n->kids[0])))
+    if (!eval_path(r, n->kids[0], &holder, &ref, soft && is_path(n->kids[0]))) {
+        tpl_value_free(&holder);
         return false;
+    }
     bool res;
     if (soft)
         res = (ref != NULL) == (t[0] == 'd');
@@ -2789,11 +2818,10 @@ static bool compare(render_t *r, int op, const tpl_value_t *a, const tpl_value_t
             if (a->type != TPL_STRING)
                 return fail(r->c, pos, "'in <string>' needs a string on the left, not %s",
                             tpl_type_name(a->type));
-            if (a->u.str.len == 0)
-                found = true;
-            for (size_t i = 0; !found && i + a->u.str.len <= b->u.str.len; i++)
-                found = memcmp(b->u.str.ptr + i, a->u.str.ptr, a->u.str.len) == 0;
-            if (!charge(r, b->u.str.len / 16, pos))
+            bool ok = true;
+            found = a->u.str.len == 0 || find_bytes(r, b->u.str.ptr, b->u.str.len, a->u.str.ptr,
+                                                    a->u.str.len, pos, &ok) != NULL;
+            if (!ok || !charge(r, b->u.str.len / 16, pos))
                 return false;
         } else if (b->type == TPL_LIST) {
             for (size_t i = 0; !found && i < b->u.list.len; i++)

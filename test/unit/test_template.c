@@ -416,6 +416,9 @@ static void test_errors_runtime(void **state)
     expect_error("{% if true %}{{ a.b }}{% endif %}", "1:17: undefined variable 'a'");
     expect_error("{{ x | default(1) }}{{ y.z | default(1) }}", "1:24: undefined variable 'y'");
     expect_error("{{ target.nope }}", "1:11: dict has no attribute 'nope'");
+    /* a failure after a host call must not leak the call's result */
+    expect_error("{{ ref('a').b | upper }}", "1:13: string has no attribute 'b'");
+    expect_error("{{ ref('a').b is none }}", "1:13: string has no attribute 'b'");
     expect_error("{{ this.schema }}", "1:9: string has no attribute 'schema'");
     expect_error("{{ [1][3] }}", "1:8: list index out of range");
     expect_error("{{ {'a': 1}['b'] }}", "1:13: dict has no key 'b'");
@@ -521,6 +524,13 @@ static void test_limits(void **state)
     s = repeat3("{% set s = range(1000) %}", "{% set s = s + s %}", 30, "{{ s }}");
     expect_error_contains(s, "evaluation budget");
     free(s);
+    /* Substring search is billed per candidate, so it cannot go quadratic. */
+    expect_error_contains("{% set a = 'a' * 1000000 %}{{ (a ~ 'b') in (a ~ a) }}",
+                          "evaluation budget");
+    expect_error_contains("{% set a = 'a' * 1000000 %}{{ (a ~ a) | replace(a ~ 'b', '') }}",
+                          "evaluation budget");
+    expect_render("{% set a = 'ab' * 1000 %}{{ 'ba' in a }} {{ a | replace('ab', '') }}|",
+                  "True |");
     /* Many statements in a row are fine (no recursion per statement). */
     s = repeat3("", "{{ 1 }}", 20000, "");
     char *out = NULL;
