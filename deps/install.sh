@@ -11,7 +11,7 @@ BUILD="build-essential cmake pkg-config clang libclang-rt-14-dev \
 RUNTIME="libuv1 libpq5 libcurl4 libyaml-0-2 libjansson4 ca-certificates tzdata"
 TEST="libcmocka-dev postgresql-15 postgresql-client-15 clickhouse-server clickhouse-client \
   prometheus python3 python3-croniter python3-jinja2 python3-psycopg2 \
-  python3-clickhouse-driver curl procps iproute2 faketime"
+  python3-clickhouse-driver python3-yaml curl procps iproute2 faketime wrk docker-compose"
 
 case "${1:-all}" in
   --build) PKGS="$BUILD" ;;
