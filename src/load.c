@@ -228,8 +228,11 @@ static void fail(attempt_t *a, const char *fmt, ...)
     va_end(ap);
     tidy_pg_error(a->error);
     if (a->lt)
-        log_warn("run=%s task=%s attempt=%d event=load_failed error=%s", a->env->run_id,
-                 a->lt->task->name, a->lt->task->attempt, log_quote(a->error));
+        log_warn("run=%s task=%s attempt=%d event=load_failed rows=%lld bytes=%lld "
+                 "duration=%.3f error=%s",
+                 a->env->run_id, a->lt->task->name, a->lt->task->attempt,
+                 (long long)a->copy_rows, (long long)a->bytes,
+                 (double)(uv_now(a->env->loop) - a->t0) / 1000.0, log_quote(a->error));
     if (a->req)
         ch_request_cancel(a->req);
     cleanup_and_fail(a);
