@@ -277,7 +277,10 @@ static void on_task_event(dag_t *d, dag_task_t *t, void *ud)
 {
     (void)d;
     run_t *r = ud;
-    double secs = t->finished_at > 0 && t->started_at > 0 ? t->finished_at - t->started_at : 0;
+    /* A final state reports the whole task; a retry wait, the attempt that just failed. */
+    double secs = t->finished_at > 0 && t->started_at > 0
+                      ? t->finished_at - t->started_at
+                      : (double)(uv_now(r->loop) - t->attempt_start_ms) / 1000.0;
     if (t->state == TASK_RUNNING)
         log_info("run=%lld task=%s kind=%s state=running attempt=%d/%d", (long long)r->id,
                  t->name, dag_kind_name(t->kind), t->attempt, t->max_attempts);
