@@ -28,5 +28,7 @@ typedef struct cli {
 /* Commands. cfg is loaded and validated before the call (NULL for those that need none). */
 int cmd_validate(const cli_t *c, config_t *cfg);
 int cmd_run(const cli_t *c, config_t *cfg);
+int cmd_serve(const cli_t *c, config_t *cfg);
+int cmd_health(const cli_t *c, config_t *cfg); /* loads the config itself when no --url */
 
 #endif

@@ -3,6 +3,8 @@
  * values pass through ${VAR} substitution before they are typed. */
 #include "config.h"
 
+#include "cron.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -633,8 +635,44 @@ void config_free(config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* The value of key in mapping n (NULL if n is not a mapping or has no such key). */
+static yaml_node_t *map_value(loader_t *L, yaml_node_t *n, const char *key)
+{
+    if (!n || n->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(&L->doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key))
+            return yaml_document_get_node(&L->doc, p->value);
+    }
+    return NULL;
+}
+
+/* A schedule that cannot fire is refused now, not when `eltd serve` starts. */
+static bool validate_schedule(loader_t *L, config_t *cfg, yaml_node_t *root)
+{
+    yaml_node_t *sched = map_value(L, root, "schedule");
+    yaml_node_t *at = sched ? sched : root;
+    char why[256];
+    if (cfg->schedule.cron && cfg->schedule.cron[0]) {
+        cron_expr_t e;
+        yaml_node_t *n = map_value(L, sched, "cron");
+        if (!cron_parse(&e, cfg->schedule.cron, why, sizeof why))
+            return fail_at(L, n ? n : at, "schedule.cron: %s", why);
+    }
+    cron_tz_t tz = {0};
+    if (!cron_tz_load(&tz, cfg->schedule.timezone, why, sizeof why)) {
+        yaml_node_t *n = map_value(L, sched, "timezone");
+        return fail_at(L, n ? n : at, "schedule.timezone: %s", why);
+    }
+    cron_tz_free(&tz);
+    return true;
+}
+
 static bool validate(loader_t *L, config_t *cfg, yaml_node_t *root)
 {
+    if (!validate_schedule(L, cfg, root))
+        return false;
     for (size_t i = 0; i < cfg->ntables; i++)
         if (!cfg->tables[i].schema && !(cfg->tables[i].schema = strdup(cfg->source.schema)))
             return fail_at(L, root, "out of memory");

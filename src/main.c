@@ -19,6 +19,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  validate   load and check the config, print the resolved pipeline\n"
             "  run        perform one run (loads, then models and tests) and exit\n"
+            "  serve      the daemon: cron schedule, HTTP API, metrics, run history\n"
+            "  health     GET /health of a running instance (--url, default from\n"
+            "             http.listen); exit 0 when healthy, 1 otherwise\n"
             "  version    print the version\n"
             "  config-reference  print the config keys as a Markdown table\n"
             "\n"
@@ -26,6 +29,7 @@ static void usage(FILE *out)
             "  -c, --config FILE     pipeline config (default conf/pipeline.yaml)\n"
             "  -s, --select NAMES    run only these tables (comma separated)\n"
             "      --full-refresh    reload incremental tables fully\n"
+            "      --url URL         eltd health: base URL (e.g. http://127.0.0.1:5001)\n"
             "  -h, --help            this help\n"
             "\n"
             "exit codes:\n"
@@ -131,6 +135,8 @@ static const struct command {
 } commands[] = {
     {"validate", true, cmd_validate},
     {"run", true, cmd_run},
+    {"serve", true, cmd_serve},
+    {"health", false, cmd_health},
     {NULL, false, NULL},
 };
 

@@ -1,0 +1,149 @@
+/* cmd_serve.c — `eltd serve`: checks the listen address against the token rule, wires the
+ * service, the API and the HTTP server onto one loop, and turns SIGTERM/SIGINT into an
+ * orderly shutdown (a second signal cancels the active run at once). Exit 0 after a clean
+ * shutdown, 3 when the service cannot start or listen. */
+#include "api.h"
+#include "cli.h"
+#include "http_server.h"
+#include "log.h"
+#include "service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct serve {
+    uv_loop_t loop;
+    http_server_t http;
+    api_t api;
+    service_t *svc;
+    uv_signal_t sigint, sigterm;
+    bool http_open; /* http_server_start succeeded and close was not asked yet */
+    bool stopping;  /* a signal came */
+} serve_t;
+
+/* Splits "host:port" or "[v6]:port"; "localhost" becomes 127.0.0.1. */
+static bool parse_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return false;
+        snprintf(host, hostlen, "%.*s", (int)(close - listen - 1), listen + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return false;
+        snprintf(host, hostlen, "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 0 || p > 65535)
+        return false;
+    *port = (int)p;
+    if (!strcmp(host, "localhost"))
+        snprintf(host, hostlen, "127.0.0.1");
+    return true;
+}
+
+static bool is_loopback(const char *host)
+{
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+static void on_service_done(service_t *svc, void *ud)
+{
+    (void)svc;
+    serve_t *s = ud;
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+static void stop(serve_t *s)
+{
+    if (s->http_open) {
+        s->http_open = false;
+        api_shutdown(&s->api);
+        http_server_close(&s->http, NULL);
+    }
+    service_shutdown(s->svc, on_service_done, s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    serve_t *s = h->data;
+    log_info("event=signal signal=%d action=%s", signum, s->stopping ? "cancel_run" : "shutdown");
+    s->stopping = true;
+    stop(s);
+}
+
+int cmd_serve(const cli_t *c, config_t *cfg)
+{
+    (void)c;
+    char host[256];
+    int port;
+    if (!parse_listen(cfg->http.listen, host, sizeof host, &port)) {
+        fprintf(stderr, "eltd: %s: http.listen: expected host:port, got '%s'\n", cfg->path,
+                cfg->http.listen);
+        return EXIT_CONFIG;
+    }
+    const char *token =
+        cfg->http.token && *cfg->http.token ? cfg->http.token : getenv("ELTD_API_TOKEN");
+    if (token && !*token)
+        token = NULL;
+    if (!token && !is_loopback(host) && !cfg->http.allow_public_without_token) {
+        fprintf(stderr,
+                "eltd: refusing to listen on %s without an API token: anyone who can reach "
+                "it could trigger and cancel runs. Set http.token (or ELTD_API_TOKEN), listen "
+                "on a loopback address, or set http.allow_public_without_token: true\n",
+                cfg->http.listen);
+        return EXIT_RUNTIME;
+    }
+    serve_t s = {0};
+    if (uv_loop_init(&s.loop) != 0)
+        return EXIT_RUNTIME;
+    char err[1024];
+    s.svc = service_new(&s.loop, cfg, err, sizeof err);
+    if (!s.svc) {
+        fprintf(stderr, "eltd: %s\n", err);
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s.loop);
+        return EXIT_RUNTIME;
+    }
+    uv_signal_init(&s.loop, &s.sigint);
+    uv_signal_init(&s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    http_limits_t lim;
+    http_limits_default(&lim);
+    lim.max_connections = (unsigned)cfg->http.max_connections;
+    lim.max_body_bytes = (size_t)cfg->http.max_body_bytes;
+    int rc = EXIT_OK;
+    if (!api_init(&s.api, s.svc, token)) {
+        fprintf(stderr, "eltd: cannot set up the API\n");
+        rc = EXIT_RUNTIME;
+    } else if (http_server_start(&s.http, &s.loop, host, port, &lim, api_handle, &s.api, err,
+                                 sizeof err) != 0) {
+        fprintf(stderr, "eltd: cannot listen on %s: %s\n", cfg->http.listen, err);
+        rc = EXIT_RUNTIME;
+    } else {
+        s.http_open = true;
+        bool v6 = strchr(host, ':') != NULL;
+        log_info("event=listening addr=%s%s%s:%d token=%s", v6 ? "[" : "",
+                 host[0] ? host : "0.0.0.0", v6 ? "]" : "", http_server_port(&s.http),
+                 token ? "required" : "none");
+        uv_signal_start(&s.sigint, on_signal, SIGINT);
+        uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    }
+    if (rc != EXIT_OK)
+        stop(&s);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    service_free(s.svc);
+    api_free(&s.api);
+    if (uv_loop_close(&s.loop) != 0)
+        log_warn("event=loop_close_busy");
+    log_info("event=exit code=%d", rc);
+    return rc;
+}
