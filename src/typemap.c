@@ -63,6 +63,7 @@ void typemap_caps_for_version(typemap_caps_t *caps, const char *version)
     int v = caps->major * 100 + caps->minor;
     caps->datetime64 = v >= 2001;
     caps->date32 = v >= 2109;
+    caps->dt64_wide = v >= 2208;
 }
 
 typedef enum { K_PLAIN, K_FLOAT, K_BOOL, K_DATE, K_TIMESTAMP, K_TIMESTAMPTZ } kind_t;
@@ -207,8 +208,9 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
         if (caps->datetime64) {
             base = strdup("DateTime64(6, 'UTC')");
             text = fmt("to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", src);
-            lo = "1900-01-01 00:00:00";
-            hi = "2299-12-31 23:59:59.999999";
+            /* DateTime64 reached 1925..2283 until 22.8 widened it to 1900..2299. */
+            lo = caps->dt64_wide ? "1900-01-01 00:00:00" : "1925-01-01 00:00:00";
+            hi = caps->dt64_wide ? "2299-12-31 23:59:59.999999" : "2283-11-11 23:59:59.999999";
             chname = "DateTime64";
         } else {
             base = strdup("DateTime('UTC')");

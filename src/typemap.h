@@ -12,6 +12,7 @@ typedef struct typemap_caps {
     int major, minor;  /* ClickHouse version */
     bool datetime64;   /* DateTime64(6, 'UTC') keeps microseconds (20.1+) */
     bool date32;       /* Date32 reaches 1900..2299 (21.9+) */
+    bool dt64_wide;    /* DateTime64 spans 1900..2299 (22.8+); before: 1925..2283 */
 } typemap_caps_t;
 
 /* One PostgreSQL column as read from pg_attribute/pg_type. */
