@@ -25,9 +25,18 @@ typedef struct cli {
     bool full_refresh;   /* --full-refresh */
 } cli_t;
 
+struct run_request;
+
+/* Fills a run request's --select, --exclude and --vars from the command line; prints the
+ * reason and returns false on a bad value. cmd_request_free releases what it filled. */
+bool cmd_request_from_cli(const cli_t *c, struct run_request *req);
+void cmd_request_free(struct run_request *req);
+
 /* Commands. cfg is loaded and validated before the call (NULL for those that need none). */
 int cmd_validate(const cli_t *c, config_t *cfg);
 int cmd_run(const cli_t *c, config_t *cfg);
+int cmd_compile(const cli_t *c, config_t *cfg);
+int cmd_plan(const cli_t *c, config_t *cfg);
 int cmd_serve(const cli_t *c, config_t *cfg);
 int cmd_health(const cli_t *c, config_t *cfg); /* loads the config itself when no --url */
 

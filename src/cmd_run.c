@@ -3,7 +3,9 @@
 #include "ch_client.h"
 #include "cli.h"
 #include "log.h"
+#include "models.h"
 #include "run.h"
+#include "select.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +39,8 @@ static void print_summary(const run_t *r)
                t->attempt, (long long)t->rows, (long long)t->bytes, secs);
         if (t->error[0] && t->state != TASK_SUCCESS)
             printf("    error: %s\n", t->error);
+        else if (t->warn)
+            printf("    warning: %s\n", t->error);
     }
     printf("run %lld: %s in %.3f s\n", (long long)r->id, run_state_name(r->state),
            r->finished_at - r->started_at);
@@ -66,40 +70,47 @@ static void on_run_done(run_t *r, void *ud)
     run_free(r, on_run_freed, o);
 }
 
-static bool split_names(char *list, run_request_t *req, const config_t *cfg)
+/* Fills req's selection and vars from the command line (see select.h for the syntax). */
+bool cmd_request_from_cli(const cli_t *c, struct run_request *req)
 {
-    size_t n = 1;
-    for (char *p = list; *p; p++)
-        n += *p == ',';
-    req->tables = calloc(n, sizeof *req->tables);
-    if (!req->tables)
+    size_t n = 0;
+    if (c->select && !(req->select = select_split(c->select, &req->nselect)))
         return false;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (!config_find_table(cfg, tok)) {
-            fprintf(stderr, "eltd: --select: '%s' is not a configured table\n", tok);
+    if (c->exclude && !(req->exclude = select_split(c->exclude, &n)))
+        return false;
+    req->nexclude = n;
+    if (c->vars) {
+        char err[512];
+        req->vars = models_parse_vars(c->vars, err, sizeof err);
+        if (!req->vars) {
+            fprintf(stderr, "eltd: %s\n", err);
             return false;
         }
-        req->tables[req->ntables++] = tok;
     }
     return true;
+}
+
+void cmd_request_free(struct run_request *req)
+{
+    select_split_free(req->select);
+    select_split_free(req->exclude);
+    json_decref(req->vars);
+    req->select = req->exclude = NULL;
+    req->vars = NULL;
 }
 
 int cmd_run(const cli_t *c, config_t *cfg)
 {
     run_request_t req = {.full_refresh = c->full_refresh};
     snprintf(req.trigger, sizeof req.trigger, "cli");
-    char *select = c->select ? strdup(c->select) : NULL;
-    if (c->select && (!select || !split_names(select, &req, cfg))) {
-        free(req.tables);
-        free(select);
+    if (!cmd_request_from_cli(c, &req)) {
+        cmd_request_free(&req);
         return EXIT_CONFIG;
     }
     one_run_t o = {.exit_code = EXIT_RUNTIME};
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
-        free(req.tables);
-        free(select);
+        cmd_request_free(&req);
         return EXIT_RUNTIME;
     }
     o.loop = &loop;
@@ -114,16 +125,20 @@ int cmd_run(const cli_t *c, config_t *cfg)
     o.ch = ch_client_new(&loop, &co, err, sizeof err);
     if (!o.ch) {
         fprintf(stderr, "eltd: %s\n", err);
-        free(req.tables);
-        free(select);
+        cmd_request_free(&req);
         uv_loop_close(&loop);
         return EXIT_RUNTIME;
     }
     o.run = run_new(&loop, cfg, o.ch, 1, &req, err, sizeof err);
-    free(req.tables);
-    free(select);
+    cmd_request_free(&req);
     if (!o.run || !run_start(o.run, on_run_done, &o, err, sizeof err)) {
         fprintf(stderr, "eltd: %s\n", err);
+        /* Close what was opened so the loop ends clean. */
+        if (o.run)
+            run_free(o.run, NULL, NULL);
+        ch_client_close(o.ch, on_client_closed, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
         return EXIT_CONFIG;
     }
     uv_signal_init(&loop, &o.sigint);

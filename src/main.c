@@ -19,6 +19,8 @@ static void usage(FILE *out)
             "commands:\n"
             "  validate   load and check the config, print the resolved pipeline\n"
             "  run        perform one run (loads, then models and tests) and exit\n"
+            "  compile    print each selected model's rendered SQL (no server needed)\n"
+            "  plan       print the run's tasks in execution order with their dependencies\n"
             "  serve      the daemon: cron schedule, HTTP API, metrics, run history\n"
             "  health     GET /health of a running instance (--url, default from\n"
             "             http.listen); exit 0 when healthy, 1 otherwise\n"
@@ -27,8 +29,12 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  -c, --config FILE     pipeline config (default conf/pipeline.yaml)\n"
-            "  -s, --select NAMES    run only these tables (comma separated)\n"
-            "      --full-refresh    reload incremental tables fully\n"
+            "  -s, --select SEL      dbt selectors, comma or space separated: name, +name\n"
+            "                        (and its upstream), name+ (and downstream), path:DIR,\n"
+            "                        tag:T, source:S[.T]; a table name selects its load\n"
+            "      --exclude SEL     leave these out (same syntax)\n"
+            "      --vars JSON       vars over the project's and the config's: '{\"k\": 1}'\n"
+            "      --full-refresh    reload incremental tables and rebuild incremental models\n"
             "      --url URL         eltd health: base URL (e.g. http://127.0.0.1:5001)\n"
             "  -h, --help            this help\n"
             "\n"
@@ -135,6 +141,8 @@ static const struct command {
 } commands[] = {
     {"validate", true, cmd_validate},
     {"run", true, cmd_run},
+    {"compile", true, cmd_compile},
+    {"plan", true, cmd_plan},
     {"serve", true, cmd_serve},
     {"health", false, cmd_health},
     {NULL, false, NULL},

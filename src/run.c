@@ -1,10 +1,12 @@
 /* run.c — assembles one run's DAG: `ensure_databases` (creates the ClickHouse databases and
  * reads the server version that decides the type map) and `snapshot` (exports a PostgreSQL
  * snapshot, held open until the loads end) come first, then one `load:<table>` task per
- * selected table. Logs one line per task state change. */
+ * selected table, then the selected models and tests (models.c). Logs one line per task
+ * state change. */
 #include "run.h"
 
 #include "log.h"
+#include "models.h"
 #include "pg_conn.h"
 
 #include <stdio.h>
@@ -192,16 +194,6 @@ static const dag_task_ops_t snap_ops = {snap_start, snap_cancel, free_impl};
 
 /* ---- the run ----------------------------------------------------------------------- */
 
-static bool selected(const run_request_t *req, const config_table_t *t)
-{
-    if (!req || !req->tables)
-        return true;
-    for (size_t i = 0; i < req->ntables; i++)
-        if (!strcmp(req->tables[i], t->name) || !strcmp(req->tables[i], t->target))
-            return true;
-    return false;
-}
-
 run_t *run_new(uv_loop_t *loop, const config_t *cfg, ch_client_t *ch, int64_t id,
                const run_request_t *req, char *err, size_t errlen)
 {
@@ -231,26 +223,49 @@ run_t *run_new(uv_loop_t *loop, const config_t *cfg, ch_client_t *ch, int64_t id
                   (int)cfg->run.model_parallelism},
     };
     r->dag = dag_new(loop, &o);
+    r->models = calloc(1, sizeof *r->models);
+    if (!r->dag || !r->models)
+        goto oom;
+    /* The project is read and every model rendered before anything runs: template and
+     * graph errors stop the run here, with FILE:LINE:COL. */
+    models_selection_t sel = {0};
+    if (!models_load(r->models, cfg, req ? req->vars : NULL, err, errlen)) {
+        free(r->models);
+        r->models = NULL;
+        goto fail;
+    }
+    if (!models_select(r->models, req ? (const char *const *)req->select : NULL,
+                       req && req->select ? req->nselect : 0,
+                       req ? (const char *const *)req->exclude : NULL,
+                       req && req->exclude ? req->nexclude : 0,
+                       req ? (const char *const *)req->tables : NULL,
+                       req && req->tables ? req->ntables : 0, &sel, err, errlen))
+        goto fail;
+    bool any_load = false;
+    for (size_t i = 0; i < cfg->ntables; i++)
+        any_load = any_load || sel.tables[i];
     setup_task_t *st = calloc(1, sizeof *st);
     snap_task_t *sn = calloc(1, sizeof *sn);
     dag_task_t *t_setup = NULL, *t_snap = NULL;
-    if (r->dag && st && sn) {
+    if (st && sn) {
         st->run = r;
         sn->run = r;
         t_setup = dag_add(r->dag, "ensure_databases", TASK_KIND_SETUP, &setup_ops, st, -1);
         if (t_setup)
             st = NULL;
-        t_snap = dag_add(r->dag, "snapshot", TASK_KIND_SETUP, &snap_ops, sn, -1);
+        /* Without loads there is nothing to snapshot (models read what ClickHouse holds). */
+        t_snap = any_load ? dag_add(r->dag, "snapshot", TASK_KIND_SETUP, &snap_ops, sn, -1)
+                          : NULL;
         if (t_snap)
             sn = NULL;
     }
     free(st);
     free(sn);
-    if (!t_setup || !t_snap)
-        goto oom;
+    if (!t_setup || (any_load && !t_snap))
+        goto oom_sel;
     for (size_t i = 0; i < cfg->ntables; i++) {
         const config_table_t *tb = &cfg->tables[i];
-        if (!selected(req, tb))
+        if (!sel.tables[i])
             continue;
         char name[300];
         snprintf(name, sizeof name, "load:%s", tb->target);
@@ -259,16 +274,28 @@ run_t *run_new(uv_loop_t *loop, const config_t *cfg, ch_client_t *ch, int64_t id
                              : NULL;
         if (!t) {
             free(impl);
-            goto oom;
+            goto oom_sel;
         }
         if (!dag_depend(r->dag, t, t_setup) || !dag_depend(r->dag, t, t_snap))
-            goto oom;
+            goto oom_sel;
     }
+    if (!models_add_tasks(r->models, r->dag, &r->env, &sel, t_setup, err, errlen)) {
+        models_selection_free(&sel);
+        goto fail;
+    }
+    models_selection_free(&sel);
     return r;
+oom_sel:
+    models_selection_free(&sel);
 oom:
     snprintf(err, errlen, "out of memory");
+fail:
     if (r->dag)
         dag_free(r->dag, NULL, NULL);
+    if (r->models) {
+        models_free(r->models);
+        free(r->models);
+    }
     free(r);
     return NULL;
 }
@@ -360,6 +387,10 @@ typedef struct run_free_ctx {
 static void on_dag_freed(void *ud)
 {
     run_free_ctx_t *c = ud;
+    if (c->r->models) {
+        models_free(c->r->models);
+        free(c->r->models);
+    }
     free(c->r);
     if (c->freed)
         c->freed(c->ud);

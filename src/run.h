@@ -14,6 +14,7 @@
 typedef enum { RUN_QUEUED, RUN_RUNNING, RUN_SUCCESS, RUN_FAILED, RUN_CANCELLED } run_state_t;
 
 typedef struct run run_t;
+struct models_project;
 typedef void (*run_done_cb)(run_t *r, void *ud);
 
 /* What a trigger asks for. Names are checked against the config before a run is made. */
@@ -40,6 +41,7 @@ struct run {
     dag_t *dag;
     load_env_t env;
     struct pg_conn *snap; /* holds the exported snapshot open while loads run */
+    struct models_project *models; /* the dbt project the run builds; owned */
     run_done_cb on_done;
     void *ud;
     dag_event_cb on_task_event; /* optional observer (metrics, journal) */

@@ -1,0 +1,3 @@
+-- {{ this }} in {{ var('currency') }}
+SELECT count() AS orders, sum(total) AS revenue
+FROM {{ ref('order_totals') }}
