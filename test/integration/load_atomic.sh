@@ -74,6 +74,8 @@ expect_failed_load() { # CASE ERROR_NEEDLE CH_UP
 normal_run "initial load"
 PREV=$(ch_state)
 check_eq "initial load has every row" "$ROWS" "$(cut -f1 <<<"$PREV")"
+check_contains "the target is ordered by PostgreSQL's primary key" "ORDER BY id" \
+  "$(ch "SHOW CREATE TABLE $DB.big")"
 # (d, the check itself) The count check compares the side table with COPY's tag.
 check_contains "log shows the checked row count at publish" \
   "event=publish method=rename rows=$ROWS" "$LAST_OUT"

@@ -71,6 +71,16 @@ else
 fi
 expect_success pg "$DB"
 check_eq "(1) summary: success after 2 attempts" "success 2" "$(summary pg)"
+# One structured line per task event, the failed attempt's too (point 9).
+line=$(grep -m1 'state=up_for_retry' "$WORK/pg.log" | sed 's/^ts=[^ ]* level=warn //')
+if grep -Eq '^run=[0-9]+ task=load:big kind=load state=up_for_retry attempt=1/3 duration=[0-9]+\.[0-9]{3} error=".+"$' <<<"$line" &&
+  ! grep -q 'duration=0.000' <<<"$line"; then
+  pass "(1) the retry line has run, task, attempt, the attempt's duration and the error"
+else
+  fail "(1) retry line: '$line'"
+fi
+check_contains "(1) the load_failed line has bytes and duration" \
+  "task=load:big attempt=1 event=load_failed rows=0 bytes=" "$(cat "$WORK/pg.log")"
 check_contains "(1) attempt 2 logged its rows" "task=load:big attempt=2 event=loaded rows=$ROWS" \
   "$(cat "$WORK/pg.log")"
 
@@ -109,7 +119,7 @@ if wait_for 60 side_has_rows "$DB" && copy_running; then
 else
   fail "(3) never saw the first attempt streaming"
 fi
-if wait_for 30 logged to 'event=load_failed error="attempt timed out"'; then
+if wait_for 30 logged to 'error="attempt timed out"'; then
   pass "(3) the attempt was cancelled at the timeout"
 else
   fail "(3) no timeout logged"
