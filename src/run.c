@@ -34,6 +34,12 @@ typedef struct setup_task {
     dag_task_t *task;
     int step;
     ch_request_t *req;
+    /* Issue 8 point 4 (leftovers of a killed eltd): the listing of step 4, one
+     * "database\tname\trestore" line each, consumed one DROP/RENAME per step from 5 on. */
+    char *leftovers;
+    size_t leftover_pos;
+    char leftover_db[256], leftover_name[256];
+    bool leftover_restore;
 } setup_task_t;
 
 static void setup_next(setup_task_t *s);
@@ -56,8 +62,107 @@ static void on_setup_step(ch_request_t *req, void *ud, long status, const char *
         typemap_caps_for_version(&s->run->env.caps, version);
         log_info("run=%lld event=clickhouse_version version=%s datetime64=%d",
                  (long long)s->run->id, version, s->run->env.caps.datetime64);
+    } else if (s->step == 4) {
+        free(s->leftovers);
+        s->leftovers = strdup(body ? body : "");
+        s->leftover_pos = 0;
+        if (!s->leftovers) {
+            dag_task_finish(s->task, false, "out of memory");
+            return;
+        }
+    } else if (s->step >= 5) {
+        log_info("run=%lld event=%s table=%s.%s", (long long)s->run->id,
+                 s->leftover_restore ? "restored_leftover" : "dropped_leftover",
+                 s->leftover_db, s->leftover_name);
     }
     setup_next(s);
+}
+
+/* ---- leftovers of a killed eltd (issue 8, point 4) ----------------------------------
+ * A process killed mid-load or mid-model leaves its temporaries in ClickHouse: load.c's
+ * `<t>__eltd_new` side tables and `__eltd_old` (between a rename pair and its DROP), and
+ * materialize.c's `__eltd_tmp` / `__eltd_new` / `__eltd_old`. Before any load starts, every
+ * such relation in the raw and analytics databases is dropped and logged
+ * (`event=dropped_leftover table=db.name`). One exception: an `__eltd_old` whose base
+ * table is missing is the only copy of the previous table (a server stopped inside a
+ * rename pair), so it is renamed back (`event=restored_leftover`) instead of dropped.
+ * At most one run is active per daemon; a second eltd writing the same databases at the
+ * same moment would see its in-flight side table dropped and fail that load cleanly. */
+
+/* Unescapes one TabSeparated field of [p, end) into out (NUL-terminated, truncated). */
+static void tsv_field(const char *p, const char *end, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; p < end && o + 1 < cap; p++) {
+        char c = *p;
+        if (c == '\\' && p + 1 < end) {
+            c = *++p;
+            c = c == 't' ? '\t' : c == 'n' ? '\n' : c == '0' ? '\0' : c;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+}
+
+/* The statement of the next leftover, or NULL (and *done) when none is left. */
+static char *next_leftover_sql(setup_task_t *s, bool *done)
+{
+    *done = false;
+    const char *p = s->leftovers + s->leftover_pos;
+    if (!*p) {
+        *done = true;
+        return NULL;
+    }
+    const char *eol = strchr(p, '\n');
+    if (!eol)
+        eol = p + strlen(p);
+    s->leftover_pos = (size_t)(eol - s->leftovers) + (*eol ? 1 : 0);
+    const char *t1 = memchr(p, '\t', (size_t)(eol - p));
+    const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(eol - t1 - 1)) : NULL;
+    if (!t1 || !t2)
+        return next_leftover_sql(s, done); /* not a row of ours: skip */
+    tsv_field(p, t1, s->leftover_db, sizeof s->leftover_db);
+    tsv_field(t1 + 1, t2, s->leftover_name, sizeof s->leftover_name);
+    s->leftover_restore = t2[1] == '1';
+    char *db = ch_quote_ident(s->leftover_db), *name = ch_quote_ident(s->leftover_name);
+    char *sql = NULL;
+    size_t nl = strlen(s->leftover_name);
+    if (db && name && s->leftover_restore && nl > strlen(LOAD_OLD_SUFFIX)) {
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)(nl - strlen(LOAD_OLD_SUFFIX)),
+                 s->leftover_name);
+        char *qb = ch_quote_ident(base);
+        if (qb && (sql = malloc(2 * strlen(db) + strlen(name) + strlen(qb) + 32)))
+            sprintf(sql, "RENAME TABLE %s.%s TO %s.%s", db, name, db, qb);
+        free(qb);
+    } else if (db && name && (sql = malloc(strlen(db) + strlen(name) + 32))) {
+        s->leftover_restore = false;
+        sprintf(sql, "DROP TABLE IF EXISTS %s.%s", db, name);
+    }
+    free(db);
+    free(name);
+    return sql;
+}
+
+/* Lists the leftovers: database, name, and 1 when it is an `__eltd_old` without its base. */
+static char *leftovers_list_sql(const config_t *cfg)
+{
+    char *raw = ch_quote_string(cfg->warehouse.raw_database);
+    char *an = ch_quote_string(cfg->warehouse.analytics_database);
+    char *sql = NULL;
+    if (raw && an && (sql = malloc(strlen(raw) + strlen(an) + 1024)))
+        sprintf(sql,
+                "SELECT database, name, endsWith(name, '" LOAD_OLD_SUFFIX "') AND "
+                "(database, substring(name, 1, length(name) - %d)) NOT IN "
+                "(SELECT database, name FROM system.tables) "
+                "FROM system.tables WHERE database IN (%s, %s) AND ("
+                "endsWith(name, '" LOAD_SIDE_SUFFIX "') OR endsWith(name, '" LOAD_OLD_SUFFIX
+                "') OR endsWith(name, '__eltd_tmp' /* MATERIALIZE_TMP_SUFFIX */)) "
+                "ORDER BY database, name FORMAT TabSeparated",
+                (int)strlen(LOAD_OLD_SUFFIX), raw, an);
+    free(raw);
+    free(an);
+    return sql;
 }
 
 static void setup_next(setup_task_t *s)
@@ -73,9 +178,15 @@ static void setup_next(setup_task_t *s)
         free(q);
     } else if (s->step == 3) {
         sql = strdup("SELECT version()");
+    } else if (s->step == 4) {
+        sql = leftovers_list_sql(cfg); /* issue 8 point 4, see above */
     } else {
-        dag_task_finish(s->task, true, NULL);
-        return;
+        bool done;
+        sql = next_leftover_sql(s, &done);
+        if (done) {
+            dag_task_finish(s->task, true, NULL);
+            return;
+        }
     }
     s->req = sql ? ch_query(s->run->env.ch, sql, NULL, on_setup_step, s) : NULL;
     free(sql);
@@ -88,6 +199,8 @@ static void setup_start(dag_task_t *t)
     setup_task_t *s = t->impl;
     s->task = t;
     s->step = 0;
+    free(s->leftovers);
+    s->leftovers = NULL;
     setup_next(s);
 }
 
@@ -103,7 +216,15 @@ static void free_impl(dag_task_t *t)
     free(t->impl);
 }
 
-static const dag_task_ops_t setup_ops = {setup_start, setup_cancel, free_impl};
+static void setup_free(dag_task_t *t)
+{
+    setup_task_t *s = t->impl;
+    if (s)
+        free(s->leftovers);
+    free(s);
+}
+
+static const dag_task_ops_t setup_ops = {setup_start, setup_cancel, setup_free};
 
 /* ---- snapshot ---------------------------------------------------------------------- */
 
