@@ -560,7 +560,7 @@ static bool config_apply(models_config_t *c, const char *key, const tpl_value_t 
         return c->strategy != NULL;
     } else if (!strcmp(key, "pre_hook") || !strcmp(key, "post_hook") || !strcmp(key, "schema") ||
                !strcmp(key, "database")) {
-        snprintf(msg, msglen, "config %s is not supported by eltd", key);
+        snprintf(msg, msglen, "%s is not supported by eltd", key);
         return false;
     } else {
         return true; /* docs, meta, description, persist_docs, ... describe, not build */
@@ -775,12 +775,11 @@ static int host_call(void *ud, const char *name, const tpl_value_t *args, size_t
         const char *target = args[nargs - 1].u.str.ptr;
         long i = models_find(p, target);
         if (i < 0)
-            return call_error(err, errlen, "ref('%s'): no model named '%s'", target, target);
+            return call_error(err, errlen, "no model named '%s'", target);
         if (!p->models[i].config.enabled && recording)
-            return call_error(err, errlen, "ref('%s'): model '%s' is disabled", target, target);
+            return call_error(err, errlen, "model '%s' is disabled", target);
         if ((size_t)i == r->model)
-            return call_error(err, errlen, "ref('%s'): a model cannot ref itself (use this)",
-                              target);
+            return call_error(err, errlen, "a model cannot ref itself ('%s'; use this)", target);
         if (recording) {
             bool seen = false;
             for (size_t k = 0; k < m->nrefs; k++)
@@ -802,7 +801,7 @@ static int host_call(void *ud, const char *name, const tpl_value_t *args, size_t
         const models_source_table_t *st = find_source(p, s, t);
         if (!st)
             return call_error(err, errlen,
-                              "source('%s', '%s'): not declared under sources: in the "
+                              "%s.%s is not declared under sources: in the "
                               "project's .yml files",
                               s, t);
         if (recording) {
@@ -860,7 +859,7 @@ static int host_call(void *ud, const char *name, const tpl_value_t *args, size_t
                 return json_to_tpl(j, out, 0) ? TPL_CALL_OK : TPL_CALL_ERROR;
             if (!dflt)
                 return call_error(err, errlen,
-                                  "var('%s') is not defined (dbt_project.yml vars:, the "
+                                  "'%s' is not defined (dbt_project.yml vars:, the "
                                   "config's models.vars or --vars) and has no default",
                                   key);
         } else {
@@ -869,7 +868,7 @@ static int host_call(void *ud, const char *name, const tpl_value_t *args, size_t
                 return ok_string(out, e);
             if (!dflt)
                 return call_error(err, errlen,
-                                  "env_var('%s'): the variable is not set and has no default", key);
+                                  "'%s' is not set in the environment and has no default", key);
         }
         return tpl_value_copy(out, dflt) ? TPL_CALL_OK : TPL_CALL_ERROR;
     }
