@@ -13,6 +13,7 @@
 #               ELTD_TEST_ENV=that/env.sh skips the data generation when it already matches
 #   --eltd      the binary (default: build-bench/eltd, configured Release and built if missing)
 #   --out       also write the Markdown report to FILE
+#   --queue-bytes SIZE   eltd's run.queue_bytes (default: eltd's own default, 4MiB)
 #
 # Servers: test/servers.sh starts PostgreSQL 15 + ClickHouse in a temporary directory, or
 # ELTD_TEST_ENV=DIR/env.sh points at running ones (their public.{customers,products,orders,
@@ -37,7 +38,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SCALE=default ROUNDS=3 KEEP=0 ELTD="" OUT="" PYTHON=1
+SCALE=default ROUNDS=3 KEEP=0 ELTD="" OUT="" PYTHON=1 QUEUE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
     --eltd) ELTD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-python) PYTHON=0; shift ;;
+    --queue-bytes) QUEUE=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -161,7 +163,8 @@ warehouse:
   analytics_database: bench_analytics
 tables:
 $2
-run:
+run:${QUEUE:+
+  queue_bytes: $QUEUE}
   retries: 0
   task_timeout: 1h
   load_parallelism: 4
@@ -319,8 +322,8 @@ $TIME -f "$TF" -o "$WORK/t1" "$ELTD" run -c "$WORK/bp.yaml" -s $BP >"$WORK/eltd.
 EPID=$!
 # VmRSS samples every 50 ms, to show RSS stays flat over time and not only at its peak
 ( while kill -0 $EPID 2>/dev/null; do
-    pid=$(pgrep -P $EPID -x eltd 2>/dev/null || true)
-    awk '/^VmRSS/{print $2}' "/proc/${pid:-$EPID}/status" 2>/dev/null || true
+    pid=$(pgrep -P $EPID -x eltd 2>/dev/null || true)   # eltd runs under /usr/bin/time
+    [ -n "$pid" ] && { awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true; }
     sleep 0.05
   done >"$WORK/rss.samples" ) &
 SAMPLER=$!
@@ -351,9 +354,9 @@ RSS_SAMPLES=$(sort -n "$WORK/rss.samples" | awk '{a[NR]=$1} END{if(NR) printf "%
 
 # ---------------------------------------------------------------- report
 REPORT=$WORK/report.md
-"$PY" - "$RES" "$SCALE" "$ROUNDS" "$N" "$BURSTS" "$RSS_SAMPLES" >"$REPORT" <<'EOF'
+"$PY" - "$RES" "$SCALE" "$ROUNDS" "$N" "$BURSTS" "$RSS_SAMPLES" "${QUEUE:-default (4MiB)}" >"$REPORT" <<'EOF'
 import sys, statistics
-res, scale, rounds, n, bursts, samples = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+res, scale, rounds, n, bursts, samples, queue = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 runs = {}
 for line in open(res):
     m, r, wall, cpu, rss, rows, byts = line.split()
@@ -364,7 +367,8 @@ def rng(xs, f):
 labels = {"source": "a. source: psql COPY > /dev/null", "pipe": "b. pipe: psql COPY \\| curl -T -",
           "python": "c. python: psycopg2 fetchall + clickhouse-driver", "eltd-1": "d. eltd, order_items alone",
           "eltd-4": "d. eltd, all four tables"}
-print(f"Scale **{scale}**: order_items = {n:,} rows; {rounds} interleaved rounds; median (min–max).\n")
+print(f"Scale **{scale}**: order_items = {n:,} rows; {rounds} interleaved rounds; median (min–max); "
+      f"eltd queue_bytes: {queue}.\n")
 print("| run | rows | wall s | rows/s | MB/s | client peak RSS MiB | client CPU s |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for m in ["source", "pipe", "python", "eltd-1", "eltd-4"]:
