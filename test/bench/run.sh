@@ -139,7 +139,7 @@ else
   pg -v customers=$CUST -v products=$PROD -v orders=$ORD -v items_per_order=$IPO \
     -f "$ROOT/conf/postgres/generate.sql" >/dev/null
   pg -c "VACUUM ANALYZE customers, products, orders, order_items" >/dev/null
-  pg -c "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS bench_src; DROP TABLE IF EXISTS bench_src.generated;
+  pg -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src;
     CREATE TABLE bench_src.generated(params text); INSERT INTO bench_src.generated VALUES ('$want')"
   [ "$(have)" = "$want" ] || die "generate.sql made $(have), expected $want"
   log "generated in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}') s"
