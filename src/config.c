@@ -103,7 +103,7 @@ static const field_t run_fields[] = {
      "loads at once"},
     {"model_parallelism", F_INT, OFF(run.model_parallelism), "4", 1, 64, NULL, false,
      "models at once"},
-    {"queue_bytes", F_SIZE, OFF(run.queue_bytes), "4MiB", 65536, 1073741824.0, NULL, false,
+    {"queue_bytes", F_SIZE, OFF(run.queue_bytes), "1MiB", 65536, 1073741824.0, NULL, false,
      "back-pressure cap per load stream"},
     {"shutdown_grace", F_DURATION, OFF(run.shutdown_grace), "30s", 0, 86400, NULL, false,
      "time a run may finish in after SIGTERM"},

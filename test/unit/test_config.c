@@ -261,7 +261,7 @@ static void test_print_empty_secrets_and_quoting(void **state)
     assert_non_null(strstr(out, "\n  password: \"\"\n"));
     assert_non_null(strstr(out, "\n  token: \"\"\n"));
     assert_non_null(strstr(out, "\nstate_dir: \"a\\\"b\\\\c\"\n"));
-    assert_non_null(strstr(out, "\n  queue_bytes: 4194304\n"));
+    assert_non_null(strstr(out, "\n  queue_bytes: 1048576\n"));
     assert_non_null(strstr(out, "\n  catch_up: true\n"));
     assert_non_null(strstr(out, "\n  vars: {}\n"));
     free(out);
