@@ -171,7 +171,7 @@ static void test_pipeline_defaults(void **state)
     assert_true(cfg.run.task_timeout == 7200.0);
     assert_int_equal(cfg.run.load_parallelism, 4);
     assert_int_equal(cfg.run.model_parallelism, 4);
-    assert_int_equal(cfg.run.queue_bytes, 4 * 1024 * 1024);
+    assert_int_equal(cfg.run.queue_bytes, 1024 * 1024);
     assert_true(cfg.run.shutdown_grace == 30.0);
 
     assert_string_equal(cfg.models.path, "models");
