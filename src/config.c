@@ -497,6 +497,13 @@ static bool parse_tables(loader_t *L, const field_t *f, yaml_node_t *n, config_t
         } else if (!parse_mapping(L, table_fields, it, t)) {
             return false;
         }
+        /* An empty name ("- ", "- ${UNSET:-}") would reach SQL as an empty identifier. */
+        if (!*t->name)
+            return fail_at(L, it, "%s: entry %zu has an empty name", f->name, i + 1);
+        if ((t->target && !*t->target) || (t->schema && !*t->schema) ||
+            (t->cursor && !*t->cursor))
+            return fail_at(L, it, "table %s: schema, target and cursor must not be empty",
+                           t->name);
         /* The default schema (source.schema) is filled in by validate: the source
          * section may come after the tables. */
         if (!t->target && !(t->target = strdup(t->name)))

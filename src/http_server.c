@@ -288,6 +288,10 @@ static int on_header_field_complete(llhttp_t *p)
     http_conn_t *c = p->data;
     if (!c->in_head)
         return 0;
+    /* llhttp lets an empty field name through (": x"); RFC 9110 requires a token, and peers
+     * disagree on what such a line means. */
+    if (c->new_field || c->headers[c->n_headers].name == c->head + c->head_len)
+        return refuse(c, 400, "empty header name");
     int rc = head_terminate(c);
     c->headers[c->n_headers].value = c->head + c->head_len;
     return rc;

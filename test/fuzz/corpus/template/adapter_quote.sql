@@ -1,0 +1,1 @@
+select {{ adapter.quote('col') }} from {{ this }} where {{ target.schema }} = '{{ target.name }}'

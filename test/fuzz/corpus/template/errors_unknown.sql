@@ -1,0 +1,2 @@
+{{ unknown_fn() }}
+{% macro m() %}{% endmacro %}

@@ -1,0 +1,1 @@
+{% raw %}{{ not rendered }}{% endraw %}

@@ -1,0 +1,1 @@
+{{ var('thresholds').low }} {{ var('thresholds')['high'] | round }} {{ var('thresholds') | length }}

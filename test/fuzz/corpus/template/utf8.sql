@@ -1,0 +1,2 @@
+select 'ü€😀' as x -- {{ 'ä' | length }}
+{{ 'ß' | upper }}

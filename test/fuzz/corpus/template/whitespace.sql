@@ -1,0 +1,5 @@
+{%- if true -%}
+  a  
+{%- endif -%}
+{# comment #}
+{{- ' b ' -}}
