@@ -376,6 +376,7 @@ typedef struct loader {
     ydoc_t *ymls;            /* every .yml under the model paths */
     size_t nymls;
     model_yaml_t *model_yaml; /* per model, node of its schema.yml entry (or NULL) */
+    bool at_root;             /* walking a model path that is the project directory */
 } loader_t;
 
 /* ---- configs ----------------------------------------------------------------------- */
@@ -928,6 +929,19 @@ static bool walk_dir(loader_t *L, const char *dir, const char *rel, const char *
     for (int i = 0; i < n; i++) {
         const char *nm = ents[i]->d_name;
         if (!ok || nm[0] == '.' || depth > 32)
+            continue;
+        /* With model-paths: ["."] the project's own files and folders are not models. */
+        static const char *const not_models[] = {
+            "dbt_project.yml",  "profiles.yml",  "packages.yml",
+            "dependencies.yml", "selectors.yml", "target",
+            "dbt_packages",     "dbt_modules",   "logs",
+            "macros",           "tests",         "seeds",
+            "snapshots",        "analyses"};
+        bool skip = false;
+        for (size_t k = 0; L->at_root && depth == 0 && k < sizeof not_models / sizeof *not_models;
+             k++)
+            skip = skip || !strcmp(nm, not_models[k]);
+        if (skip)
             continue;
         char *full = xasprintf("%s/%s", dir, nm);
         char *r = xasprintf("%s%s%s", rel, *rel ? "/" : "", nm);
@@ -1559,15 +1573,25 @@ static bool load_all(loader_t *L, const json_t *run_vars)
         /* A bare models directory: paths shown as <its name>/... */
         const char *base = strrchr(p->dir, '/');
         base = base && base[1] ? base + 1 : p->dir;
+        L->at_root = true;
         if (!walk_dir(L, p->dir, base, "", 0))
             goto done;
+        L->at_root = false;
     }
     for (size_t i = 0; i < npaths; i++) {
-        char *d = xasprintf("%s/%s", p->dir, paths[i]);
+        /* "." (or "./"): the project directory, shown under its own name like a bare one. */
+        const char *mp = paths[i];
+        while (mp[0] == '.' && mp[1] == '/')
+            mp += 2;
+        L->at_root = !strcmp(mp, ".") || !*mp;
+        const char *base = strrchr(p->dir, '/');
+        base = base && base[1] ? base + 1 : p->dir;
+        char *d = L->at_root ? strdup(p->dir) : xasprintf("%s/%s", p->dir, mp);
         if (!d)
             goto oom;
         bool exists = stat(d, &st) == 0 && S_ISDIR(st.st_mode);
-        bool w = !exists || walk_dir(L, d, paths[i], "", 0);
+        bool w = !exists || walk_dir(L, d, L->at_root ? base : mp, "", 0);
+        L->at_root = false;
         free(d);
         if (!w)
             goto done;

@@ -90,16 +90,24 @@ static void tidy_path(char *p)
         p[--n] = '\0';
 }
 
-static bool path_match(const char *sel, const char *path)
+static bool path_match_one(const char *sel, const char *path)
 {
-    if (!path)
-        return false;
     size_t n = strlen(sel);
     if (!strncmp(sel, path, n) && (path[n] == '\0' || path[n] == '/'))
         return true;
     /* The file's path without its .sql, and globs. */
     return glob(sel, path) ||
            (strlen(path) == n + 4 && !strncmp(sel, path, n) && !strcmp(path + n, ".sql"));
+}
+
+/* A path relative to the project ("models/staging/x.sql") or to the model path
+ * ("staging/x.sql"): both name the same file. */
+static bool path_match(const char *sel, const char *path)
+{
+    if (!path)
+        return false;
+    const char *slash = strchr(path, '/');
+    return path_match_one(sel, path) || (slash && path_match_one(sel, slash + 1));
 }
 
 static bool base_match(const selector_t *s, const select_node_t *nd)

@@ -405,6 +405,38 @@ static void test_unknown_keys_tolerated(void **state)
     rm_tmp_project();
 }
 
+/* model-paths: ["."]: the project directory is the model path (the seed's port does this);
+ * its own files are not models or schema files. */
+static void test_project_root_as_model_path(void **state)
+{
+    (void)state;
+    new_tmp_project();
+    write_file("dbt_project.yml", "name: p\nmodel-paths: [\".\"]\n"
+                                  "models:\n  p:\n    marts: {+materialized: table}\n");
+    write_file("staging/s.sql", "SELECT 1 AS x");
+    write_file("marts/m.sql", "SELECT x FROM {{ ref('s') }}");
+    write_file("target/compiled/m.sql", "SELECT 'not a model'");
+    write_file("macros/x.sql", "{% macro x() %}{% endmacro %}");
+    models_project_t p;
+    assert_string_equal(load_tmp(&p, true), "");
+    assert_int_equal(p.nmodels, 2);
+    char want[300];
+    snprintf(want, sizeof want, "%s/marts/m.sql", strrchr(tmpdir, '/') + 1);
+    assert_string_equal(model(&p, "m")->path, want);
+    assert_int_equal(model(&p, "m")->config.materialized, MODELS_TABLE);
+    assert_int_equal(model(&p, "s")->config.materialized, MODELS_VIEW);
+    models_selection_t sel;
+    const char *const by_path[] = {"path:marts"};
+    char err[256];
+    assert_true(models_select(&p, by_path, 1, NULL, 0, NULL, 0, &sel, err, sizeof err));
+    assert_true(sel.models[models_find(&p, "m")]);
+    assert_false(sel.models[models_find(&p, "s")]);
+    models_selection_free(&sel);
+    config_free((config_t *)p.cfg);
+    models_free(&p);
+    rm_tmp_project();
+}
+
 static void test_missing_project_dir(void **state)
 {
     (void)state;
@@ -609,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_render_functions),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_unknown_keys_tolerated),
+        cmocka_unit_test(test_project_root_as_model_path),
         cmocka_unit_test(test_missing_project_dir),
         cmocka_unit_test(test_test_sql),
         cmocka_unit_test(test_dag_edges),

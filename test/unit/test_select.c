@@ -121,6 +121,7 @@ static void test_methods(void **state)
     assert_string_equal(pick("path:./models/marts/sub/", NULL), "c");
     assert_string_equal(pick("path:models/staging/a.sql", NULL), "a");
     assert_string_equal(pick("path:models/staging/a", NULL), "a");
+    assert_string_equal(pick("path:staging", NULL), "a"); /* relative to the model path */
     assert_string_equal(pick("path:models/mar", NULL),
                         "ERR: --select 'path:models/mar' matches no table, model or test");
     assert_string_equal(pick("tag:x", NULL), "a");
