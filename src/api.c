@@ -551,6 +551,11 @@ static void trigger(api_t *a, http_exchange_t *ex, const http_request_t *req, co
         respond_error(a, ex, 400, err);
         return;
     }
+    if (!service_check_selection(a->svc, rq, err, sizeof err)) {
+        json_decref(rq);
+        respond_error(a, ex, 400, err);
+        return;
+    }
     svc_trigger_result_t res;
     bool ok = service_trigger(a->svc, kind, rq, &res, err, sizeof err);
     json_decref(rq);

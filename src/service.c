@@ -636,6 +636,8 @@ static void scan_models(service_t *s, const char *dir, int depth)
 
 bool service_known_model(const service_t *s, const char *name)
 {
+    if (s->project_ok)
+        return models_find(&s->project, name) >= 0;
     size_t n = strlen(name);
     if (n > 4 && !strcmp(name + n - 4, ".sql"))
         n -= 4;
@@ -643,6 +645,29 @@ bool service_known_model(const service_t *s, const char *name)
         if (strlen(s->models[i]) == n && !strncmp(s->models[i], name, n))
             return true;
     return false;
+}
+
+bool service_check_selection(service_t *s, const json_t *request, char *err, size_t errlen)
+{
+    if (!s->project_ok)
+        return true;
+    char **sel, **exc, **tab;
+    size_t nsel, nexc, ntab;
+    bool ok = borrow_list(json_object_get(request, "select"), &sel, &nsel) &&
+              borrow_list(json_object_get(request, "exclude"), &exc, &nexc) &&
+              borrow_list(json_object_get(request, "tables"), &tab, &ntab);
+    models_selection_t out = {0};
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    else
+        ok = models_select(&s->project, (const char *const *)sel, nsel, (const char *const *)exc,
+                           nexc, (const char *const *)tab, ntab, &out, err, errlen);
+    if (ok)
+        models_selection_free(&out);
+    free(sel);
+    free(exc);
+    free(tab);
+    return ok;
 }
 
 /* ---- schedule ---------------------------------------------------------------------- */
@@ -726,7 +751,12 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
         log_warn("event=run_interrupted run=%lld state=%s", (long long)r->id,
                  run_state_name(r->state));
     }
-    scan_models(s, cfg->models.path, 0);
+    char merr[1024];
+    s->project_ok = models_load(&s->project, cfg, NULL, merr, sizeof merr);
+    if (!s->project_ok) {
+        log_warn("event=models_not_loaded error=%s", log_quote(merr));
+        scan_models(s, cfg->models.path, 0);
+    }
     ch_client_opts_t co = {
         .url = cfg->warehouse.url,
         .user = cfg->warehouse.user,
@@ -747,7 +777,7 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
     uv_timer_init(loop, &s->grace);
     s->grace.data = s;
     log_info("event=service_start runs=%zu next_id=%lld models=%zu schedule=%s", s->nruns,
-             (long long)s->next_id, s->nmodels,
+             (long long)s->next_id, s->project_ok ? s->project.nmodels : s->nmodels,
              s->has_schedule ? log_quote(cfg->schedule.cron) : "none");
     if (s->has_schedule) {
         if (rc.covered <= 0) {
@@ -764,6 +794,8 @@ fail:
     for (size_t i = 0; i < s->nmodels; i++)
         free(s->models[i]);
     free(s->models);
+    if (s->project_ok)
+        models_free(&s->project);
     journal_close(&s->journal);
     metrics_registry_free(s->metrics);
     free(s);
@@ -863,6 +895,8 @@ void service_free(service_t *s)
     for (size_t i = 0; i < s->nmodels; i++)
         free(s->models[i]);
     free(s->models);
+    if (s->project_ok)
+        models_free(&s->project);
     journal_close(&s->journal);
     metrics_registry_free(s->metrics);
     free(s);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "journal.h"
 #include "metrics.h"
+#include "models.h"
 #include "run.h"
 #include "scheduler.h"
 
@@ -54,13 +55,15 @@ struct service {
     } m;              /* eltd_* families, see service.c */
     svc_run_t **runs; /* the history, ascending id */
     size_t nruns, cap;
-    int64_t next_id;   /* id of the next run */
-    svc_run_t *active; /* the run in progress (until its handles are freed) */
-    svc_run_t *queued; /* the one queued run, or NULL */
-    double started_at; /* wall clock of service_new */
-    bool has_schedule; /* schedule.cron is set */
-    scheduler_t sched; /* valid when has_schedule */
-    char **models;     /* model names found under models.path (*.sql) */
+    int64_t next_id;          /* id of the next run */
+    svc_run_t *active;        /* the run in progress (until its handles are freed) */
+    svc_run_t *queued;        /* the one queued run, or NULL */
+    double started_at;        /* wall clock of service_new */
+    bool has_schedule;        /* schedule.cron is set */
+    scheduler_t sched;        /* valid when has_schedule */
+    models_project_t project; /* the dbt project as loaded at start (names, selectors) */
+    bool project_ok;          /* project loaded; else models are known by file name only */
+    char **models;            /* fallback: model names found under models.path (*.sql) */
     size_t nmodels;
     uv_timer_t grace;        /* shutdown grace for the active run */
     bool shutting_down;      /* service_shutdown was called */
@@ -100,6 +103,10 @@ svc_run_t *service_find(service_t *s, int64_t id);
 
 /* A model with this name exists in the project. */
 bool service_known_model(const service_t *s, const char *name);
+
+/* Checks a request's select/exclude/tables with the project's selector evaluation (when
+ * the project loaded at start). False with the reason in err. */
+bool service_check_selection(service_t *s, const json_t *request, char *err, size_t errlen);
 
 /* Task summaries of a live or finished run as a new JSON array of objects with name,
  * kind, state, attempts, rows, bytes, failures, started_at, finished_at (unix seconds, 0 =
