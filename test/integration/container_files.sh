@@ -29,6 +29,7 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 SERVE_PID=
+PROC_MOUNT=
 
 pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
@@ -40,8 +41,9 @@ check() {
 }
 finish() {
   local rc=$?
-  if [ -n "$SERVE_PID" ]; then kill "$SERVE_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
+  if [ -n "$SERVE_PID" ]; then kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; fi
+  if [ -n "$PROC_MOUNT" ]; then umount "$PROC_MOUNT" 2>/dev/null || umount -l "$PROC_MOUNT" 2>/dev/null || true; fi
+  rm -rf --one-file-system "$WORK"
   echo "$NAME: $SKIPPED skipped (see the skip lines: what could not be run here)"
   echo "$NAME: $PASSED passed, $FAILED failed"
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then exit 1; fi
@@ -354,6 +356,12 @@ PY
     cp -R conf/. "$CH/etc/eltd/"
     cp -R models "$CH/usr/share/eltd/models"
     chown 10001:10001 "$CH/var/lib/eltd"
+    # What a container runtime provides: /proc (eltd reads /proc/self) and the basic devices.
+    mkdir -p "$CH/proc" "$CH/dev"
+    if mount -t proc proc "$CH/proc" 2>/dev/null; then PROC_MOUNT=$CH/proc; fi
+    for d in "null 1 3" "zero 1 5" "random 1 8" "urandom 1 9"; do
+      set -- $d; mknod -m 0666 "$CH/dev/$1" c "$2" "$3" 2>/dev/null || true
+    done
     # The image's environment (Dockerfile ENV) and compose's listen address.
     IMG_ENV=(env -i PATH=/usr/local/bin:/usr/bin ELTD_MODELS=/usr/share/eltd/models
       ELTD_STATE_DIR=/var/lib/eltd ELTD_LISTEN=0.0.0.0:5001)
