@@ -183,7 +183,7 @@ if [ "$HAVE_SERVE" = 1 ]; then
   NEWM=$(pg_state mid)
   CC=$(RETRIES=1 RETRY_DELAY=2s cfg fsink_srv '[mid]')
   sed -i "s|^warehouse:|warehouse:\n  query_timeout: 3s|" "$CC"
-  start_daemon "$CC" "$WORK/daemon-c.log"
+  start_daemon "$CC"
   # 12 MB/s keeps the ~20 MB insert inside the 3 s timeout yet gives a window to stop in
   fp throttle 12000000 up >/dev/null
   up0=$(fp_stat up)
