@@ -651,7 +651,7 @@ bool service_check_selection(service_t *s, const json_t *request, char *err, siz
 {
     if (!s->project_ok)
         return true;
-    char **sel, **exc, **tab;
+    char **sel = NULL, **exc = NULL, **tab = NULL;
     size_t nsel, nexc, ntab;
     bool ok = borrow_list(json_object_get(request, "select"), &sel, &nsel) &&
               borrow_list(json_object_get(request, "exclude"), &exc, &nexc) &&
