@@ -188,9 +188,16 @@ static bool is_token(const char *s)
     return true;
 }
 
+/* A field value may not hold control characters other than HTAB (RFC 9110 5.5): CR and LF
+ * would split the response, and a strict client refuses the others. */
 static bool has_ctl_break(const char *s)
 {
-    return strpbrk(s, "\r\n") != NULL;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch < 32 && ch != '\t') || ch == 127)
+            return true;
+    }
+    return false;
 }
 
 /* IMF-fixdate, spelled out by hand so that no locale can change it. */
