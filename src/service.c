@@ -652,7 +652,7 @@ bool service_check_selection(service_t *s, const json_t *request, char *err, siz
     if (!s->project_ok)
         return true;
     char **sel = NULL, **exc = NULL, **tab = NULL;
-    size_t nsel, nexc, ntab;
+    size_t nsel = 0, nexc = 0, ntab = 0;
     bool ok = borrow_list(json_object_get(request, "select"), &sel, &nsel) &&
               borrow_list(json_object_get(request, "exclude"), &exc, &nexc) &&
               borrow_list(json_object_get(request, "tables"), &tab, &ntab);
