@@ -626,24 +626,10 @@ static void after_create(attempt_t *a, const char *body)
     free(sql);
 }
 
-static void after_drop_leftover_old(attempt_t *a, const char *body)
-{
-    (void)body;
-    step_ch(a, a->create_sql, after_create);
-}
-
-/* A process killed between a rename pair and its DROP leaves `<t>__eltd_old` behind; the
- * next rename pair would then fail on every run. */
 static void after_drop_side(attempt_t *a, const char *body)
 {
     (void)body;
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->old);
-    if (!sql) {
-        fail(a, "out of memory");
-        return;
-    }
-    step_ch(a, sql, after_drop_leftover_old);
-    free(sql);
+    step_ch(a, a->create_sql, after_create);
 }
 
 static void after_exists(attempt_t *a, const char *body)

@@ -20,6 +20,9 @@ pg "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $S CASCADE; CREATE 
         timestamp '2024-01-01' + g * interval '1 second',
         CASE WHEN g = $ROWS - 5 THEN 'not-a-number' ELSE g::text END
     FROM generate_series(1, $ROWS) g;"
+# Loads only: an empty models project, so no model task joins the run.
+mkdir -p "$WORK/no-models"
+export MODELS_PATH=$WORK/no-models
 export PG_SCHEMA=$S
 cfg=$(TABLES_YAML='[big]' make_config atomic)
 bad_cfg=$WORK/atomic-bad.yaml

@@ -19,6 +19,9 @@ pg "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $S CASCADE; CREATE 
         timestamp '2024-01-01' + least(g, 9998) * interval '1 second'
           + (g % 7) * interval '0.1 second'
     FROM generate_series(1, 10000) g;"
+# Loads only: an empty models project, so no model task joins the run.
+mkdir -p "$WORK/no-models"
+export MODELS_PATH=$WORK/no-models
 export PG_SCHEMA=$S
 cfg=$(TABLES_YAML='[{name: items, mode: incremental, cursor: updated_at}]' make_config incr)
 ch "DROP DATABASE IF EXISTS $DB" >/dev/null

@@ -14,6 +14,9 @@ pg "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $S CASCADE; CREATE 
     CREATE TABLE $S.big (id bigint PRIMARY KEY, name text NOT NULL, val bigint NOT NULL);
     INSERT INTO $S.big SELECT g, 'name-' || g || repeat('x', 40), g % 1000
     FROM generate_series(1, $ROWS) g;"
+# Loads only: an empty models project, so no model task joins the run.
+mkdir -p "$WORK/no-models"
+export MODELS_PATH=$WORK/no-models
 export PG_SCHEMA=$S TABLES_YAML='[big]' RETRIES=2
 PG_STATE=$(pg "SELECT count(*) || E'\t' || sum(id) || E'\t' || sum(val) FROM $S.big")
 
