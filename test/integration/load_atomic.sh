@@ -113,7 +113,8 @@ else
   fail "(b) never saw the insert in flight"
 fi
 expect_failed_load b "ClickHouse insert into \`$DB\`.\`big__eltd_new\` failed" down
-bash "$SERVERS" start-clickhouse "$ELTD_TEST_DIR"
+# servers.sh may find the port still held (TIME_WAIT of the killed server) for a while.
+wait_for 90 bash "$SERVERS" start-clickhouse "$ELTD_TEST_DIR" || fail "(b) ClickHouse did not restart"
 check_eq "(b) previous table intact after the restart" "$PREV" "$(ch_state)"
 
 # (c) A value ClickHouse rejects, five rows before the end (blocks before it were already
