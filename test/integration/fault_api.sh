@@ -12,6 +12,9 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/serve.sh"
+# serve.sh's trap, with errexit off: it still holds in a trap, and serve_cleanup returning
+# the failing status would end the shell before finish prints the summary.
+trap 'rc=$?; set +e; (exit $rc); serve_cleanup; finish' EXIT
 
 S=eltd_fapi
 ROWS=${ELTD_FAULT_ROWS:-2000000}

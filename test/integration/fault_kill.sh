@@ -12,6 +12,9 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/serve.sh"
+# serve.sh's trap, with errexit off: it still holds in a trap, and serve_cleanup returning
+# the failing status would end the shell before finish prints the summary.
+trap 'rc=$?; set +e; (exit $rc); serve_cleanup; finish' EXIT
 
 S=eltd_fkill
 ROWS=${ELTD_FAULT_ROWS:-2000000}
@@ -92,7 +95,7 @@ check_eq "(0) control run exits 0" 0 "$RC"
 check_eq "(0) big exact" "$(pg_state)" "$(ch_state)"
 check_eq "(0) big_x5 exact" "$(pg_state)" "$(x5_state)"
 check_eq "(0) no temporaries" 0 "$(temps)"
-grep -E 'task=(load|model):[a-z_0-9]+ .*state=success' "$WORK/c0.log" | sed 's/.*task=/# task=/' | cut -c1-120
+grep -E 'task=(load|model):[a-z_0-9]+ .*state=success' "$WORK/c0.log" | sed 's/.*task=/# task=/' | cut -c1-120 || true
 
 # ---- (1) eltd run SIGKILLed mid-load ----
 PREV=$(ch_state)
@@ -124,7 +127,7 @@ else
   fail "(2) never saw big_x5__eltd_new"
 fi
 wait "$EPID" 2>/dev/null || true
-grep -E 'task=model:big_x5 .*state=running' "$WORK/k2.log" | cut -c1-160 | sed 's/^/# /'
+grep -E 'task=model:big_x5 .*state=running' "$WORK/k2.log" | cut -c1-160 | sed 's/^/# /' || true
 left=$(temp_names)
 check_contains "(2) control: the kill left the half-built model" "$AN.big_x5__eltd_new" "$left"
 echo "# (2) left behind: $left"
