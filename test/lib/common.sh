@@ -39,8 +39,14 @@ check_contains() {
 
 # make_config NAME [extra YAML appended]: a pipeline config using databases
 # raw_NAME / analytics_NAME, PostgreSQL schema ${PG_SCHEMA:-public}, state in $WORK.
+# The seed's models run only with the seed's tables: a test that sets TABLES_YAML gets no
+# models unless it sets MODELS_PATH too.
 make_config() {
   local name=$1 extra=${2:-}
+  local models=${MODELS_PATH:-}
+  if [ -z "$models" ]; then
+    if [ -n "${TABLES_YAML:-}" ]; then models="$WORK/no-models"; else models="$ROOT/models"; fi
+  fi
   cat > "$WORK/$name.yaml" <<YAML
 source:
   host: $PGHOST
@@ -60,7 +66,7 @@ run:
   retries: ${RETRIES:-0}
   retry_delay: ${RETRY_DELAY:-1s}
 models:
-  path: ${MODELS_PATH:-$ROOT/models}
+  path: $models
 http:
   listen: 127.0.0.1:0
 state_dir: $WORK/state-$name
@@ -92,8 +98,28 @@ wait_for() {
   done
 }
 
+# A test that stops, pauses or kills a server must not take the others down with it:
+# whatever happened, leave both servers running for the next test.
+revive_servers() {
+  [ -n "${CH_PID:-}" ] && kill -CONT "$CH_PID" 2>/dev/null || true
+  # shellcheck disable=SC1090
+  . "$ELTD_TEST_ENV"
+  [ -n "${CH_PID:-}" ] && kill -CONT "$CH_PID" 2>/dev/null || true
+  if ! curl -sf -m 5 "$CLICKHOUSE_URL/ping" >/dev/null 2>&1; then
+    echo "# $TEST_NAME left ClickHouse down: restarting it" >&2
+    bash "$SERVERS" start-clickhouse "$ELTD_TEST_DIR" >/dev/null 2>&1 ||
+      bash "$SERVERS" restart-clickhouse "$ELTD_TEST_DIR" >/dev/null 2>&1 || true
+  fi
+  if ! pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 5 >/dev/null 2>&1; then
+    echo "# $TEST_NAME left PostgreSQL down: restarting it" >&2
+    bash "$SERVERS" start-postgres "$ELTD_TEST_DIR" >/dev/null 2>&1 ||
+      bash "$SERVERS" restart-postgres "$ELTD_TEST_DIR" >/dev/null 2>&1 || true
+  fi
+}
+
 finish() {
   local rc=$?
+  revive_servers
   rm -rf "$WORK"
   echo "$TEST_NAME: $PASSED passed, $FAILED failed"
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then exit 1; fi
