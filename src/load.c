@@ -35,10 +35,10 @@ typedef struct load_task {
 } load_task_t;
 
 typedef struct attempt {
-    load_task_t *lt;   /* NULL once the task has been told the outcome */
+    load_task_t *lt; /* NULL once the task has been told the outcome */
     load_env_t *env;
     const config_table_t *table;
-    int refs;          /* pg connection open + ClickHouse request in flight + self */
+    int refs; /* pg connection open + ClickHouse request in flight + self */
     pg_conn_t *pg;
     ch_request_t *req; /* the one ClickHouse request in flight */
     bool failing, finished;
@@ -46,11 +46,11 @@ typedef struct attempt {
 
     column_t *cols;
     size_t ncols;
-    char *target, *side, *old;   /* `raw`.`t`, `raw`.`t__eltd_new`, `raw`.`t__eltd_old` */
-    char *create_sql;            /* CREATE TABLE side ... */
+    char *target, *side, *old; /* `raw`.`t`, `raw`.`t__eltd_new`, `raw`.`t__eltd_old` */
+    char *create_sql;          /* CREATE TABLE side ... */
     bool target_exists, same_structure, incremental;
-    char *target_ddl;            /* SHOW CREATE of the target, for comparison */
-    char *watermark;             /* incremental: text of max(cursor), NULL = none */
+    char *target_ddl; /* SHOW CREATE of the target, for comparison */
+    char *watermark;  /* incremental: text of max(cursor), NULL = none */
 
     /* streaming */
     chunk_t *head, *tail, *spare;
@@ -170,15 +170,15 @@ static void finish(attempt_t *a, bool ok)
     unref(a);
 }
 
-static void on_cleanup_done(ch_request_t *req, void *ud, long status, const char *body,
-                            size_t len, const char *err)
+static void on_cleanup_done(ch_request_t *req, void *ud, long status, const char *body, size_t len,
+                            const char *err)
 {
     (void)req, (void)status, (void)body, (void)len;
     attempt_t *a = ud;
     a->req = NULL;
     if (err)
-        log_warn("run=%s table=%s event=cleanup_failed error=%s", a->env->run_id,
-                 a->table->name, log_quote(err));
+        log_warn("run=%s table=%s event=cleanup_failed error=%s", a->env->run_id, a->table->name,
+                 log_quote(err));
     finish(a, false);
     unref(a);
 }
@@ -230,9 +230,9 @@ static void fail(attempt_t *a, const char *fmt, ...)
     if (a->lt)
         log_warn("run=%s task=%s attempt=%d event=load_failed rows=%lld bytes=%lld "
                  "duration=%.3f error=%s",
-                 a->env->run_id, a->lt->task->name, a->lt->task->attempt,
-                 (long long)a->copy_rows, (long long)a->bytes,
-                 (double)(uv_now(a->env->loop) - a->t0) / 1000.0, log_quote(a->error));
+                 a->env->run_id, a->lt->task->name, a->lt->task->attempt, (long long)a->copy_rows,
+                 (long long)a->bytes, (double)(uv_now(a->env->loop) - a->t0) / 1000.0,
+                 log_quote(a->error));
     if (a->req)
         ch_request_cancel(a->req);
     cleanup_and_fail(a);
@@ -390,8 +390,8 @@ static void on_copy_done(pg_conn_t *pg, void *ud, int64_t rows, const char *err)
     wake_insert(a);
 }
 
-static void on_insert_done(ch_request_t *req, void *ud, long status, const char *body,
-                           size_t len, const char *err)
+static void on_insert_done(ch_request_t *req, void *ud, long status, const char *body, size_t len,
+                           const char *err)
 {
     (void)req, (void)status, (void)body, (void)len;
     attempt_t *a = ud;
@@ -438,11 +438,11 @@ static void start_stream(attempt_t *a)
         free(qc);
         free(lit);
     }
-    char *copy = (cols && qs && qt) ? xasprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols,
-                                                qs, qt, where ? where : "")
+    char *copy = (cols && qs && qt) ? xasprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols, qs,
+                                                qt, where ? where : "")
                                     : NULL;
-    char *insert = names ? xasprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names)
-                         : NULL;
+    char *insert =
+        names ? xasprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names) : NULL;
     free(cols);
     free(names);
     free(qs);
@@ -529,8 +529,8 @@ static void publish(attempt_t *a)
         fail(a, "out of memory");
         return;
     }
-    log_info("run=%s table=%s event=publish method=%s rows=%lld", a->env->run_id,
-             a->table->name, how, (long long)a->copy_rows);
+    log_info("run=%s table=%s event=publish method=%s rows=%lld", a->env->run_id, a->table->name,
+             how, (long long)a->copy_rows);
     step_ch(a, sql, next);
     free(sql);
 }
@@ -557,8 +557,8 @@ static void after_watermark(attempt_t *a, const char *body)
         size_t n = strcspn(tab + 1, "\n");
         a->watermark = strndup(tab + 1, n);
     }
-    log_info("run=%s table=%s event=watermark cursor=%s value=%s", a->env->run_id,
-             a->table->name, a->table->cursor, log_quote(a->watermark ? a->watermark : ""));
+    log_info("run=%s table=%s event=watermark cursor=%s value=%s", a->env->run_id, a->table->name,
+             a->table->cursor, log_quote(a->watermark ? a->watermark : ""));
     start_stream(a);
 }
 
@@ -583,8 +583,8 @@ static void after_side_ddl(attempt_t *a, const char *body)
                  a->table->name);
     if (a->incremental && a->target_exists && a->same_structure) {
         char *qc = ch_quote_ident(a->table->cursor);
-        char *sql = qc ? xasprintf("SELECT count(), toString(max(%s)) FROM %s", qc, a->target)
-                       : NULL;
+        char *sql =
+            qc ? xasprintf("SELECT count(), toString(max(%s)) FROM %s", qc, a->target) : NULL;
         free(qc);
         if (!sql) {
             fail(a, "out of memory");
@@ -688,8 +688,7 @@ static char *build_create(attempt_t *a, char *err, size_t errlen)
         for (size_t i = 0; i < t->nkey; i++) {
             const column_t *c = find_col(a, t->key[i]);
             if (!c) {
-                snprintf(err, errlen, "table %s: key column %s does not exist", t->name,
-                         t->key[i]);
+                snprintf(err, errlen, "table %s: key column %s does not exist", t->name, t->key[i]);
                 goto bad;
             }
             if (!strncmp(c->map.ch_type, "Nullable(", 9)) {
@@ -705,8 +704,7 @@ static char *build_create(attempt_t *a, char *err, size_t errlen)
             for (size_t i = 0; i < a->ncols; i++)
                 if (a->cols[i].pk_pos == pos) {
                     char *q = ch_quote_ident(a->cols[i].name);
-                    k += (size_t)snprintf(key + k, cap - k, "%s%s", nkey++ ? ", " : "",
-                                          q ? q : "");
+                    k += (size_t)snprintf(key + k, cap - k, "%s%s", nkey++ ? ", " : "", q ? q : "");
                     free(q);
                 }
     }
@@ -717,29 +715,27 @@ static char *build_create(attempt_t *a, char *err, size_t errlen)
     if (t->mode == LOAD_MODE_INCREMENTAL) {
         if (!nkey) {
             snprintf(err, errlen,
-                     "table %s: incremental mode needs a primary key or a configured key",
-                     t->name);
+                     "table %s: incremental mode needs a primary key or a configured key", t->name);
             goto bad;
         }
         const column_t *cur = find_col(a, t->cursor);
         if (!cur) {
-            snprintf(err, errlen, "table %s: cursor column %s does not exist", t->name,
-                     t->cursor);
+            snprintf(err, errlen, "table %s: cursor column %s does not exist", t->name, t->cursor);
             goto bad;
         }
         /* The cursor doubles as ReplacingMergeTree's version when the engine allows it;
          * otherwise the last inserted row wins, which is the newer one too. */
         const char *ty = cur->map.ch_type;
-        bool version_ok = !strncmp(ty, "DateTime", 8) || !strncmp(ty, "Date", 4) ||
-                          !strncmp(ty, "UInt", 4);
+        bool version_ok =
+            !strncmp(ty, "DateTime", 8) || !strncmp(ty, "Date", 4) || !strncmp(ty, "UInt", 4);
         char *qc = ch_quote_ident(t->cursor);
         snprintf(engine, sizeof engine, "ReplacingMergeTree(%s)", version_ok && qc ? qc : "");
         free(qc);
     } else {
         snprintf(engine, sizeof engine, "MergeTree()");
     }
-    char *sql = xasprintf("CREATE TABLE %s (%s) ENGINE = %s ORDER BY %s%s%s", a->side, cols,
-                          engine, nkey > 1 ? "(" : "", nkey ? key : "tuple()", nkey > 1 ? ")" : "");
+    char *sql = xasprintf("CREATE TABLE %s (%s) ENGINE = %s ORDER BY %s%s%s", a->side, cols, engine,
+                          nkey > 1 ? "(" : "", nkey ? key : "tuple()", nkey > 1 ? ")" : "");
     free(cols);
     free(key);
     return sql;
@@ -754,8 +750,8 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
     (void)pg;
     attempt_t *a = ud;
     if (err) {
-        fail(a, "PostgreSQL catalog query for %s.%s failed: %s", a->table->schema,
-             a->table->name, err);
+        fail(a, "PostgreSQL catalog query for %s.%s failed: %s", a->table->schema, a->table->name,
+             err);
         return;
     }
     int n = PQntuples(res);
@@ -806,8 +802,8 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
         fail(a, "%s", msg);
         return;
     }
-    char *lit = ch_quote_string(a->table->target), *db = ch_quote_string(
-                                                          a->env->cfg->warehouse.raw_database);
+    char *lit = ch_quote_string(a->table->target),
+         *db = ch_quote_string(a->env->cfg->warehouse.raw_database);
     char *sql = (lit && db) ? xasprintf("SELECT count() FROM system.tables WHERE database = %s "
                                         "AND name = %s",
                                         db, lit)
@@ -844,22 +840,22 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
      * subscripted from 0: array_position alone made the first key column look like no
      * key column at all). to_regclass: a missing table is an empty answer, not an error
      * that aborts the transaction. */
-    char *sql = rel ? xasprintf(
-                          "SELECT a.attname, t.typname, a.attnotnull, "
-                          "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
-                          "'numeric' THEN ((a.atttypmod - 4) >> 16) & 65535 END, "
-                          "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
-                          "'numeric' THEN (a.atttypmod - 4) & 65535 END, "
-                          "t.typtype, coalesce(bt.typname, ''), "
-                          "(SELECT array_position(i.indkey::int2[], a.attnum) - "
-                          "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
-                          "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
-                          "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-                          "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
-                          "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
-                          "a.attisdropped ORDER BY a.attnum",
-                          rel)
-                    : NULL;
+    char *sql =
+        rel ? xasprintf("SELECT a.attname, t.typname, a.attnotnull, "
+                        "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
+                        "'numeric' THEN ((a.atttypmod - 4) >> 16) & 65535 END, "
+                        "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
+                        "'numeric' THEN (a.atttypmod - 4) & 65535 END, "
+                        "t.typtype, coalesce(bt.typname, ''), "
+                        "(SELECT array_position(i.indkey::int2[], a.attnum) - "
+                        "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
+                        "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
+                        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                        "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
+                        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+                        "a.attisdropped ORDER BY a.attnum",
+                        rel)
+            : NULL;
     free(rel);
     if (!sql || pg_conn_query(pg, sql, on_catalog, a) != 0)
         fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
