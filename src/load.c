@@ -838,20 +838,22 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
     /* Columns in order with type, nullability, numeric precision/scale, the base type of
      * domains and the 1-based position in the primary key (indkey is an int2vector,
      * subscripted from 0: array_position alone made the first key column look like no
-     * key column at all). to_regclass: a missing table is an empty answer, not an error
+     * key column at all). A domain carries its own typmod and NOT NULL. to_regclass: a missing table is an empty answer, not an error
      * that aborts the transaction. */
     char *sql =
-        rel ? xasprintf("SELECT a.attname, t.typname, a.attnotnull, "
-                        "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
-                        "'numeric' THEN ((a.atttypmod - 4) >> 16) & 65535 END, "
-                        "CASE WHEN a.atttypmod >= 4 AND coalesce(bt.typname, t.typname) = "
-                        "'numeric' THEN (a.atttypmod - 4) & 65535 END, "
+        rel ? xasprintf("SELECT a.attname, t.typname, a.attnotnull OR t.typnotnull, "
+                        "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
+                        "'numeric' THEN ((m.tm - 4) >> 16) & 65535 END, "
+                        "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
+                        "'numeric' THEN (m.tm - 4) & 65535 END, "
                         "t.typtype, coalesce(bt.typname, ''), "
                         "(SELECT array_position(i.indkey::int2[], a.attnum) - "
                         "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
                         "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
                         "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
                         "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
+                        "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN "
+                        "t.typtypmod ELSE a.atttypmod END AS tm) m "
                         "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
                         "a.attisdropped ORDER BY a.attnum",
                         rel)

@@ -49,7 +49,8 @@ void log_msg(log_level_t level, const char *fmt, ...)
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
-    ssize_t w = write(level >= LOG_WARN ? STDERR_FILENO : STDOUT_FILENO, line, len);
+    /* Every level goes to stdout: one stream a container collects, in order. */
+    ssize_t w = write(STDOUT_FILENO, line, len);
     (void)w;
 }
 

@@ -1,4 +1,4 @@
-/* log.h — structured log lines (logfmt) on stdout/stderr: one line per event. */
+/* log.h — structured log lines (logfmt) on stdout: one line per event. */
 #ifndef ELTD_LOG_H
 #define ELTD_LOG_H
 

@@ -72,6 +72,8 @@ port_in_use() {
   python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# Servers bind with SO_REUSEADDR: a port left in TIME_WAIT by a killed server is free to them.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
