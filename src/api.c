@@ -7,6 +7,7 @@
 #include "load.h"
 #include "log.h"
 #include "pg_conn.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,13 +20,6 @@
 #ifndef ELTD_VERSION
 #define ELTD_VERSION "dev"
 #endif
-
-static double wall_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 /* ---- answers ----------------------------------------------------------------------- */
 
@@ -341,7 +335,7 @@ static json_t *task_api_json(const json_t *t)
     json_object_set_new(o, "started_at", iso_or_null(st));
     json_object_set_new(o, "finished_at", iso_or_null(fin));
     json_object_set_new(o, "duration_seconds",
-                        st > 0 ? json_real((fin > 0 ? fin : wall_now()) - st) : json_null());
+                        st > 0 ? json_real((fin > 0 ? fin : util_wall_now()) - st) : json_null());
     return o;
 }
 
@@ -358,7 +352,7 @@ static json_t *run_json(const svc_run_t *r, bool with_tasks)
     json_object_set_new(
         o, "duration_seconds",
         r->started_at > 0
-            ? json_real((r->finished_at > 0 ? r->finished_at : wall_now()) - r->started_at)
+            ? json_real((r->finished_at > 0 ? r->finished_at : util_wall_now()) - r->started_at)
             : json_null());
     json_object_set_new(o, "error", r->error[0] ? json_string(r->error) : json_null());
     json_object_set_new(o, "request", r->request ? json_incref(r->request) : json_object());
@@ -395,7 +389,7 @@ static void get_health(api_t *a, http_exchange_t *ex, const http_request_t *req,
     (void)req, (void)id;
     respond_json(a, ex, 200,
                  json_pack("{s:s, s:s, s:f}", "status", "ok", "version", ELTD_VERSION,
-                           "uptime_seconds", wall_now() - a->svc->started_at));
+                           "uptime_seconds", util_wall_now() - a->svc->started_at));
 }
 
 static json_t *schedule_json(service_t *s)
@@ -422,7 +416,7 @@ static void get_status(api_t *a, http_exchange_t *ex, const http_request_t *req,
     for (size_t i = s->nruns; i-- > 0 && !last;)
         if (s->runs[i]->finished_at > 0)
             last = s->runs[i];
-    double now = wall_now();
+    double now = util_wall_now();
     json_t *o = json_pack(
         "{s:s, s:s, s:o, s:f, s:o, s:o, s:o, s:o, s:I}", "status",
         s->shutting_down ? "stopping" : "ok", "version", ELTD_VERSION, "started_at",

@@ -3,6 +3,7 @@
  * timer; a final failure marks everything downstream upstream_failed while independent
  * branches go on. */
 #include "dag.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,17 +11,10 @@
 #include <string.h>
 #include <sys/time.h>
 
-static double wall_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
 const char *dag_state_name(dag_state_t s)
 {
-    static const char *const names[] = {"pending", "running", "up_for_retry", "success",
-                                        "failed",  "upstream_failed", "skipped", "cancelled"};
+    static const char *const names[] = {"pending", "running",         "up_for_retry", "success",
+                                        "failed",  "upstream_failed", "skipped",      "cancelled"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
@@ -156,7 +150,7 @@ static void pump(dag_t *d);
 static void set_final(dag_task_t *t, dag_state_t s)
 {
     t->state = s;
-    t->finished_at = wall_now();
+    t->finished_at = util_wall_now();
     t->dag->nfinal++;
     emit(t);
 }
@@ -205,7 +199,7 @@ static void start_attempt(dag_task_t *t)
     t->warn = false;
     t->error[0] = '\0';
     if (!t->started_at)
-        t->started_at = wall_now();
+        t->started_at = util_wall_now();
     t->attempt_start_ms = uv_now(d->loop);
     d->running[t->kind]++;
     if (d->opts.task_timeout > 0)

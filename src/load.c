@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "pg_conn.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,22 +63,6 @@ typedef struct attempt {
 
 static void step_ch(attempt_t *a, const char *sql, void (*next)(attempt_t *, const char *body));
 static void fail(attempt_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 void load_pg_params(const config_t *cfg, const char *keys[16], const char *values[16],
                     char port_buf[16], char timeout_buf[16])
@@ -193,7 +178,7 @@ static void cleanup_and_fail(attempt_t *a)
         finish(a, false);
         return;
     }
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    char *sql = util_asprintf("DROP TABLE IF EXISTS %s", a->side);
     ch_request_t *r = sql ? ch_query(a->env->ch, sql, NULL, on_cleanup_done, a) : NULL;
     free(sql);
     if (!r) {
@@ -403,7 +388,7 @@ static void on_insert_done(ch_request_t *req, void *ud, long status, const char 
     } else if (!a->copy_done) {
         fail(a, "ClickHouse ended the insert before PostgreSQL ended the COPY");
     } else {
-        char *sql = xasprintf("SELECT count() FROM %s", a->side);
+        char *sql = util_asprintf("SELECT count() FROM %s", a->side);
         if (sql)
             step_ch(a, sql, after_count);
         else
@@ -434,15 +419,15 @@ static void start_stream(attempt_t *a)
     }
     if (a->watermark) {
         char *qc = typemap_pg_ident(a->table->cursor), *lit = typemap_pg_literal(a->watermark);
-        where = (qc && lit) ? xasprintf(" WHERE %s >= %s", qc, lit) : NULL;
+        where = (qc && lit) ? util_asprintf(" WHERE %s >= %s", qc, lit) : NULL;
         free(qc);
         free(lit);
     }
-    char *copy = (cols && qs && qt) ? xasprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols, qs,
-                                                qt, where ? where : "")
+    char *copy = (cols && qs && qt) ? util_asprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols,
+                                                    qs, qt, where ? where : "")
                                     : NULL;
     char *insert =
-        names ? xasprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names) : NULL;
+        names ? util_asprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names) : NULL;
     free(cols);
     free(names);
     free(qs);
@@ -480,7 +465,7 @@ static void after_drop_old(attempt_t *a, const char *body)
 static void after_publish(attempt_t *a, const char *body)
 {
     (void)body;
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    char *sql = util_asprintf("DROP TABLE IF EXISTS %s", a->side);
     if (!sql) {
         fail(a, "out of memory");
         return;
@@ -492,7 +477,7 @@ static void after_publish(attempt_t *a, const char *body)
 static void after_rename_swap(attempt_t *a, const char *body)
 {
     (void)body;
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->old);
+    char *sql = util_asprintf("DROP TABLE IF EXISTS %s", a->old);
     if (!sql) {
         fail(a, "out of memory");
         return;
@@ -507,21 +492,22 @@ static void publish(attempt_t *a)
     step_fn next;
     const char *how;
     if (!a->target_exists) {
-        sql = xasprintf("RENAME TABLE %s TO %s", a->side, a->target);
+        sql = util_asprintf("RENAME TABLE %s TO %s", a->side, a->target);
         next = after_drop_old;
         how = "rename";
     } else if (!a->same_structure) {
         /* Structure changed: the one case that needs a rename pair (not atomic on servers
          * without EXCHANGE TABLES; the window is one statement). */
-        sql = xasprintf("RENAME TABLE %s TO %s, %s TO %s", a->target, a->old, a->side, a->target);
+        sql =
+            util_asprintf("RENAME TABLE %s TO %s, %s TO %s", a->target, a->old, a->side, a->target);
         next = after_rename_swap;
         how = "rename_pair_structure_changed";
     } else if (a->incremental && a->watermark) {
-        sql = xasprintf("ALTER TABLE %s ATTACH PARTITION tuple() FROM %s", a->target, a->side);
+        sql = util_asprintf("ALTER TABLE %s ATTACH PARTITION tuple() FROM %s", a->target, a->side);
         next = after_publish;
         how = "attach_partition";
     } else {
-        sql = xasprintf("ALTER TABLE %s REPLACE PARTITION tuple() FROM %s", a->target, a->side);
+        sql = util_asprintf("ALTER TABLE %s REPLACE PARTITION tuple() FROM %s", a->target, a->side);
         next = after_publish;
         how = "replace_partition";
     }
@@ -584,7 +570,7 @@ static void after_side_ddl(attempt_t *a, const char *body)
     if (a->incremental && a->target_exists && a->same_structure) {
         char *qc = ch_quote_ident(a->table->cursor);
         char *sql =
-            qc ? xasprintf("SELECT count(), toString(max(%s)) FROM %s", qc, a->target) : NULL;
+            qc ? util_asprintf("SELECT count(), toString(max(%s)) FROM %s", qc, a->target) : NULL;
         free(qc);
         if (!sql) {
             fail(a, "out of memory");
@@ -600,7 +586,7 @@ static void after_side_ddl(attempt_t *a, const char *body)
 static void after_target_ddl(attempt_t *a, const char *body)
 {
     a->target_ddl = strdup(body);
-    char *sql = xasprintf("SHOW CREATE TABLE %s", a->side);
+    char *sql = util_asprintf("SHOW CREATE TABLE %s", a->side);
     if (!a->target_ddl || !sql) {
         free(sql);
         fail(a, "out of memory");
@@ -617,7 +603,7 @@ static void after_create(attempt_t *a, const char *body)
         start_stream(a);
         return;
     }
-    char *sql = xasprintf("SHOW CREATE TABLE %s", a->target);
+    char *sql = util_asprintf("SHOW CREATE TABLE %s", a->target);
     if (!sql) {
         fail(a, "out of memory");
         return;
@@ -635,7 +621,7 @@ static void after_drop_side(attempt_t *a, const char *body)
 static void after_exists(attempt_t *a, const char *body)
 {
     a->target_exists = body[0] == '1';
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", a->side);
+    char *sql = util_asprintf("DROP TABLE IF EXISTS %s", a->side);
     if (!sql) {
         fail(a, "out of memory");
         return;
@@ -734,8 +720,9 @@ static char *build_create(attempt_t *a, char *err, size_t errlen)
     } else {
         snprintf(engine, sizeof engine, "MergeTree()");
     }
-    char *sql = xasprintf("CREATE TABLE %s (%s) ENGINE = %s ORDER BY %s%s%s", a->side, cols, engine,
-                          nkey > 1 ? "(" : "", nkey ? key : "tuple()", nkey > 1 ? ")" : "");
+    char *sql =
+        util_asprintf("CREATE TABLE %s (%s) ENGINE = %s ORDER BY %s%s%s", a->side, cols, engine,
+                      nkey > 1 ? "(" : "", nkey ? key : "tuple()", nkey > 1 ? ")" : "");
     free(cols);
     free(key);
     return sql;
@@ -804,9 +791,9 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
     }
     char *lit = ch_quote_string(a->table->target),
          *db = ch_quote_string(a->env->cfg->warehouse.raw_database);
-    char *sql = (lit && db) ? xasprintf("SELECT count() FROM system.tables WHERE database = %s "
-                                        "AND name = %s",
-                                        db, lit)
+    char *sql = (lit && db) ? util_asprintf("SELECT count() FROM system.tables WHERE database = %s "
+                                            "AND name = %s",
+                                            db, lit)
                             : NULL;
     free(lit);
     free(db);
@@ -829,7 +816,7 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
     char *rel = NULL;
     {
         char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
-        char *name = (qs && qt) ? xasprintf("%s.%s", qs, qt) : NULL;
+        char *name = (qs && qt) ? util_asprintf("%s.%s", qs, qt) : NULL;
         rel = name ? typemap_pg_literal(name) : NULL;
         free(qs);
         free(qt);
@@ -838,25 +825,25 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
     /* Columns in order with type, nullability, numeric precision/scale, the base type of
      * domains and the 1-based position in the primary key (indkey is an int2vector,
      * subscripted from 0: array_position alone made the first key column look like no
-     * key column at all). A domain carries its own typmod and NOT NULL. to_regclass: a missing table is an empty answer, not an error
-     * that aborts the transaction. */
+     * key column at all). A domain carries its own typmod and NOT NULL. to_regclass: a missing
+     * table is an empty answer, not an error that aborts the transaction. */
     char *sql =
-        rel ? xasprintf("SELECT a.attname, t.typname, a.attnotnull OR t.typnotnull, "
-                        "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
-                        "'numeric' THEN ((m.tm - 4) >> 16) & 65535 END, "
-                        "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
-                        "'numeric' THEN (m.tm - 4) & 65535 END, "
-                        "t.typtype, coalesce(bt.typname, ''), "
-                        "(SELECT array_position(i.indkey::int2[], a.attnum) - "
-                        "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
-                        "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
-                        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-                        "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
-                        "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN "
-                        "t.typtypmod ELSE a.atttypmod END AS tm) m "
-                        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
-                        "a.attisdropped ORDER BY a.attnum",
-                        rel)
+        rel ? util_asprintf("SELECT a.attname, t.typname, a.attnotnull OR t.typnotnull, "
+                            "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
+                            "'numeric' THEN ((m.tm - 4) >> 16) & 65535 END, "
+                            "CASE WHEN m.tm >= 4 AND coalesce(bt.typname, t.typname) = "
+                            "'numeric' THEN (m.tm - 4) & 65535 END, "
+                            "t.typtype, coalesce(bt.typname, ''), "
+                            "(SELECT array_position(i.indkey::int2[], a.attnum) - "
+                            "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
+                            "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
+                            "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                            "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
+                            "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN "
+                            "t.typtypmod ELSE a.atttypmod END AS tm) m "
+                            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+                            "a.attisdropped ORDER BY a.attnum",
+                            rel)
             : NULL;
     free(rel);
     if (!sql || pg_conn_query(pg, sql, on_catalog, a) != 0)
@@ -874,9 +861,9 @@ static void on_connected(pg_conn_t *pg, void *ud, const char *err)
     char *sql;
     if (a->env->snapshot[0]) {
         char *lit = typemap_pg_literal(a->env->snapshot);
-        sql = lit ? xasprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                              "SET TRANSACTION SNAPSHOT %s",
-                              lit)
+        sql = lit ? util_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                                  "SET TRANSACTION SNAPSHOT %s",
+                                  lit)
                   : NULL;
         free(lit);
     } else {
@@ -908,14 +895,14 @@ static void load_start(dag_task_t *t)
     lt->att = a;
     const char *db = lt->env->cfg->warehouse.raw_database;
     char *qdb = ch_quote_ident(db), *qt = ch_quote_ident(lt->table->target);
-    char *side_name = xasprintf("%s%s", lt->table->target, LOAD_SIDE_SUFFIX);
-    char *old_name = xasprintf("%s%s", lt->table->target, LOAD_OLD_SUFFIX);
+    char *side_name = util_asprintf("%s%s", lt->table->target, LOAD_SIDE_SUFFIX);
+    char *old_name = util_asprintf("%s%s", lt->table->target, LOAD_OLD_SUFFIX);
     char *qs = side_name ? ch_quote_ident(side_name) : NULL;
     char *qo = old_name ? ch_quote_ident(old_name) : NULL;
     if (qdb && qt && qs && qo) {
-        a->target = xasprintf("%s.%s", qdb, qt);
-        a->side = xasprintf("%s.%s", qdb, qs);
-        a->old = xasprintf("%s.%s", qdb, qo);
+        a->target = util_asprintf("%s.%s", qdb, qt);
+        a->side = util_asprintf("%s.%s", qdb, qs);
+        a->old = util_asprintf("%s.%s", qdb, qo);
     }
     free(qdb);
     free(qt);

@@ -5,34 +5,13 @@
 #include "materialize.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *xvasprintf(const char *fmt, va_list ap)
-{
-    va_list cp;
-    va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
-    va_end(cp);
-    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = xvasprintf(fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 /* ---- SQL shapes -------------------------------------------------------------------- */
 
@@ -52,12 +31,12 @@ char *materialize_create_table_sql(const models_config_t *c, const char *relatio
     char *body = materialize_strip_sql(sql);
     if (!body)
         return NULL;
-    char *s =
-        xasprintf("CREATE TABLE %s ENGINE = %s%s%s ORDER BY %s%s%s%s%s AS\n%s", relation,
-                  c->engine ? c->engine : "MergeTree()", c->partition_by ? " PARTITION BY " : "",
-                  c->partition_by ? c->partition_by : "", c->order_by ? c->order_by : "tuple()",
-                  c->primary_key ? " PRIMARY KEY " : "", c->primary_key ? c->primary_key : "",
-                  c->settings ? " SETTINGS " : "", c->settings ? c->settings : "", body);
+    char *s = util_asprintf(
+        "CREATE TABLE %s ENGINE = %s%s%s ORDER BY %s%s%s%s%s AS\n%s", relation,
+        c->engine ? c->engine : "MergeTree()", c->partition_by ? " PARTITION BY " : "",
+        c->partition_by ? c->partition_by : "", c->order_by ? c->order_by : "tuple()",
+        c->primary_key ? " PRIMARY KEY " : "", c->primary_key ? c->primary_key : "",
+        c->settings ? " SETTINGS " : "", c->settings ? c->settings : "", body);
     free(body);
     return s;
 }
@@ -81,9 +60,9 @@ static char *column_sql(const char *c)
 char *materialize_test_label(const models_project_t *p, const models_test_t *t)
 {
     if (t->kind == MODELS_TEST_RELATIONSHIPS)
-        return xasprintf("relationships(%s -> %s.%s)", t->column, p->models[t->parent].name,
-                         t->field);
-    return xasprintf("%s(%s)", models_test_kind_name(t->kind), t->column);
+        return util_asprintf("relationships(%s -> %s.%s)", t->column, p->models[t->parent].name,
+                             t->field);
+    return util_asprintf("%s(%s)", models_test_kind_name(t->kind), t->column);
 }
 
 char *materialize_test_sql(const models_project_t *p, const models_test_t *t)
@@ -94,12 +73,12 @@ char *materialize_test_sql(const models_project_t *p, const models_test_t *t)
         return NULL;
     switch (t->kind) {
     case MODELS_TEST_UNIQUE:
-        s = xasprintf("SELECT count() FROM (SELECT %s FROM %s WHERE %s IS NOT NULL GROUP BY %s "
-                      "HAVING count() > 1)",
-                      col, rel, col, col);
+        s = util_asprintf("SELECT count() FROM (SELECT %s FROM %s WHERE %s IS NOT NULL GROUP BY %s "
+                          "HAVING count() > 1)",
+                          col, rel, col, col);
         break;
     case MODELS_TEST_NOT_NULL:
-        s = xasprintf("SELECT count() FROM %s WHERE %s IS NULL", rel, col);
+        s = util_asprintf("SELECT count() FROM %s WHERE %s IS NULL", rel, col);
         break;
     case MODELS_TEST_ACCEPTED_VALUES: {
         size_t cap = 1;
@@ -126,8 +105,8 @@ char *materialize_test_sql(const models_project_t *p, const models_test_t *t)
             }
         }
         if (list)
-            s = xasprintf("SELECT count() FROM %s WHERE %s NOT IN (%s)", rel, col,
-                          t->nvalues ? list : "NULL");
+            s = util_asprintf("SELECT count() FROM %s WHERE %s NOT IN (%s)", rel, col,
+                              t->nvalues ? list : "NULL");
         free(list);
         break;
     }
@@ -137,9 +116,9 @@ char *materialize_test_sql(const models_project_t *p, const models_test_t *t)
          * refuses differing integer types (UInt32 against Int64). */
         char *field = column_sql(t->field);
         if (field)
-            s = xasprintf("SELECT count() FROM %s WHERE %s IS NOT NULL AND toString(%s) NOT IN "
-                          "(SELECT toString(%s) FROM %s WHERE %s IS NOT NULL)",
-                          rel, col, col, field, p->models[t->parent].relation, field);
+            s = util_asprintf("SELECT count() FROM %s WHERE %s IS NOT NULL AND toString(%s) NOT IN "
+                              "(SELECT toString(%s) FROM %s WHERE %s IS NOT NULL)",
+                              rel, col, col, field, p->models[t->parent].relation, field);
         free(field);
         break;
     }
@@ -224,7 +203,7 @@ static void cleanup_next(model_task_t *m)
         model_finish(m, false);
         return;
     }
-    char *sql = xasprintf("DROP TABLE IF EXISTS %s", what);
+    char *sql = util_asprintf("DROP TABLE IF EXISTS %s", what);
     m->req = sql ? ch_query(m->env->ch, sql, NULL, on_cleanup_done, m) : NULL;
     free(sql);
     if (!m->req)
@@ -299,7 +278,7 @@ static void model_stepf(model_task_t *m, step_fn next, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *sql = xvasprintf(fmt, ap);
+    char *sql = util_vasprintf(fmt, ap);
     va_end(ap);
     model_step(m, sql, next);
     free(sql);
@@ -538,9 +517,9 @@ const dag_task_ops_t materialize_model_ops = {model_start, model_cancel, model_d
 
 static char *suffixed(const char *db, const char *name, const char *suffix)
 {
-    char *full = xasprintf("%s%s", name, suffix);
+    char *full = util_asprintf("%s%s", name, suffix);
     char *a = ch_quote_ident(db), *b = full ? ch_quote_ident(full) : NULL;
-    char *r = a && b ? xasprintf("%s.%s", a, b) : NULL;
+    char *r = a && b ? util_asprintf("%s.%s", a, b) : NULL;
     free(full);
     free(a);
     free(b);

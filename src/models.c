@@ -6,6 +6,7 @@
 
 #include "materialize.h"
 #include "select.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -18,24 +19,6 @@
 #include <yaml.h>
 
 /* ---- small helpers ----------------------------------------------------------------- */
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 static bool strv_push(char ***v, size_t *n, const char *s)
 {
@@ -115,7 +98,7 @@ static char *quote_ident(const char *s)
 static char *relation_of(const char *db, const char *name)
 {
     char *a = quote_ident(db), *b = quote_ident(name);
-    char *r = a && b ? xasprintf("%s.%s", a, b) : NULL;
+    char *r = a && b ? util_asprintf("%s.%s", a, b) : NULL;
     free(a);
     free(b);
     return r;
@@ -411,7 +394,7 @@ static char *tpl_sql_text(const tpl_value_t *v, bool paren_list)
     if (v->type == TPL_STRING)
         return strdup(v->u.str.ptr);
     if (v->type == TPL_INT)
-        return xasprintf("%lld", (long long)v->u.i);
+        return util_asprintf("%lld", (long long)v->u.i);
     if (v->type != TPL_LIST)
         return NULL;
     size_t cap = 3;
@@ -524,7 +507,8 @@ static bool config_apply(models_config_t *c, const char *key, const tpl_value_t 
                 free(acc);
                 return false;
             }
-            char *n2 = val ? xasprintf("%s%s%s = %s", acc, *acc ? ", " : "", e->key, val) : NULL;
+            char *n2 =
+                val ? util_asprintf("%s%s%s = %s", acc, *acc ? ", " : "", e->key, val) : NULL;
             free(val);
             free(acc);
             acc = n2;
@@ -943,13 +927,13 @@ static bool walk_dir(loader_t *L, const char *dir, const char *rel, const char *
             skip = skip || !strcmp(nm, not_models[k]);
         if (skip)
             continue;
-        char *full = xasprintf("%s/%s", dir, nm);
-        char *r = xasprintf("%s%s%s", rel, *rel ? "/" : "", nm);
+        char *full = util_asprintf("%s/%s", dir, nm);
+        char *r = util_asprintf("%s%s%s", rel, *rel ? "/" : "", nm);
         struct stat st;
         if (!full || !r || stat(full, &st) != 0) {
             ok = full && r ? true : (snprintf(L->err, L->errlen, "out of memory"), false);
         } else if (S_ISDIR(st.st_mode)) {
-            char *f = xasprintf("%s%s%s", fqn, *fqn ? "/" : "", nm);
+            char *f = util_asprintf("%s%s%s", fqn, *fqn ? "/" : "", nm);
             ok = f && walk_dir(L, full, r, f, depth + 1);
             free(f);
         } else if (has_suffix(nm, ".sql")) {
@@ -1558,7 +1542,7 @@ static bool load_all(loader_t *L, const json_t *run_vars)
         goto done;
     }
     p->present = true;
-    char *proj = xasprintf("%s/dbt_project.yml", p->dir);
+    char *proj = util_asprintf("%s/dbt_project.yml", p->dir);
     if (!proj)
         goto oom;
     bool has_project = stat(proj, &st) == 0;
@@ -1586,7 +1570,7 @@ static bool load_all(loader_t *L, const json_t *run_vars)
         L->at_root = !strcmp(mp, ".") || !*mp;
         const char *base = strrchr(p->dir, '/');
         base = base && base[1] ? base + 1 : p->dir;
-        char *d = L->at_root ? strdup(p->dir) : xasprintf("%s/%s", p->dir, mp);
+        char *d = L->at_root ? strdup(p->dir) : util_asprintf("%s/%s", p->dir, mp);
         if (!d)
             goto oom;
         bool exists = stat(d, &st) == 0 && S_ISDIR(st.st_mode);
@@ -1720,7 +1704,7 @@ bool models_select(const models_project_t *p, const char *const *select, size_t 
     if (!srcfull)
         goto oom;
     for (size_t s = 0; s < p->nsrcs; s++)
-        srcfull[s] = xasprintf("%s.%s", p->srcs[s].source, p->srcs[s].table);
+        srcfull[s] = util_asprintf("%s.%s", p->srcs[s].source, p->srcs[s].table);
     for (size_t i = 0; i < T; i++) {
         const config_table_t *t = &cfg->tables[i];
         nodes[i] = (select_node_t){.kind = SELECT_LOAD, .name = t->target, .alt = t->name};
@@ -1754,7 +1738,7 @@ bool models_select(const models_project_t *p, const char *const *select, size_t 
     for (size_t i = 0; i < p->ntests; i++) {
         const models_test_t *t = &p->tests[i];
         size_t at = T + M + i;
-        fullnames[i] = xasprintf("%s.%s", p->models[t->model].name, t->name);
+        fullnames[i] = util_asprintf("%s.%s", p->models[t->model].name, t->name);
         parents[at] = calloc(2, sizeof *parents[at]);
         if (!fullnames[i] || !parents[at])
             goto oom_src;

@@ -8,18 +8,12 @@
 #include "log.h"
 #include "models.h"
 #include "pg_conn.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-
-static double wall_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 const char *run_state_name(run_state_t s)
 {
@@ -327,7 +321,7 @@ run_t *run_new(uv_loop_t *loop, const config_t *cfg, ch_client_t *ch, int64_t id
     r->loop = loop;
     r->cfg = cfg;
     r->state = RUN_QUEUED;
-    r->created_at = wall_now();
+    r->created_at = util_wall_now();
     snprintf(r->trigger, sizeof r->trigger, "%s", req && req->trigger[0] ? req->trigger : "cli");
     r->env.cfg = cfg;
     r->env.loop = loop;
@@ -471,7 +465,7 @@ static void on_dag_done(dag_t *d, void *ud)
     r->state = r->cancel_requested || (cancelled && !failed) ? RUN_CANCELLED
                : failed                                      ? RUN_FAILED
                                                              : RUN_SUCCESS;
-    r->finished_at = wall_now();
+    r->finished_at = util_wall_now();
     log_msg(r->state == RUN_SUCCESS ? LOG_INFO : LOG_ERROR,
             "run=%lld event=run_finished state=%s trigger=%s duration=%.3f", (long long)r->id,
             run_state_name(r->state), r->trigger, r->finished_at - r->started_at);
@@ -484,7 +478,7 @@ bool run_start(run_t *r, run_done_cb on_done, void *ud, char *err, size_t errlen
     r->on_done = on_done;
     r->ud = ud;
     r->state = RUN_RUNNING;
-    r->started_at = wall_now();
+    r->started_at = util_wall_now();
     log_info("run=%lld event=run_started trigger=%s tasks=%zu", (long long)r->id, r->trigger,
              r->dag->ntasks);
     return dag_start(r->dag, on_task_event, on_dag_done, r, err, errlen);

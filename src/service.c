@@ -5,6 +5,7 @@
 #include "service.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,13 +20,6 @@
 #ifndef ELTD_VERSION
 #define ELTD_VERSION "dev"
 #endif
-
-static double wall_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 void service_iso_time(double t, char *buf, size_t len)
 {
@@ -457,13 +451,13 @@ static void start_next(service_t *s)
         char err[1024];
         if (!build_request(r)) {
             free_request(r);
-            finish(s, r, RUN_FAILED, wall_now(), "out of memory");
+            finish(s, r, RUN_FAILED, util_wall_now(), "out of memory");
             continue;
         }
         run_t *run = run_new(s->loop, s->cfg, s->ch, r->id, &r->req, err, sizeof err);
         if (!run) {
             free_request(r);
-            finish(s, r, RUN_FAILED, wall_now(), err);
+            finish(s, r, RUN_FAILED, util_wall_now(), err);
             continue;
         }
         run->on_task_event = on_task_event;
@@ -471,11 +465,11 @@ static void start_next(service_t *s)
         r->run = run;
         s->active = r;
         r->state = RUN_RUNNING;
-        r->started_at = wall_now();
+        r->started_at = util_wall_now();
         journal_started(s, r);
         metrics_gauge_set(s->m.active_runs, 1, METRICS_NO_LABELS);
         if (!run_start(run, on_run_done, s, err, sizeof err)) {
-            finish(s, r, RUN_FAILED, wall_now(), err);
+            finish(s, r, RUN_FAILED, util_wall_now(), err);
             run_free(run, on_run_freed, s);
             return;
         }
@@ -562,7 +556,7 @@ bool service_trigger(service_t *s, const char *trigger, const json_t *request,
     }
     r->state = RUN_QUEUED;
     r->triggers = 1;
-    r->queued_at = wall_now();
+    r->queued_at = util_wall_now();
     r->request = rq;
     snprintf(r->trigger, sizeof r->trigger, "%s", trigger);
     journal_queued(s, r);
@@ -581,7 +575,7 @@ svc_cancel_t service_cancel(service_t *s, int64_t id)
         return SVC_CANCEL_NOT_FOUND;
     if (r == s->queued) {
         s->queued = NULL;
-        finish(s, r, RUN_CANCELLED, wall_now(), "cancelled by request before it started");
+        finish(s, r, RUN_CANCELLED, util_wall_now(), "cancelled by request before it started");
         return SVC_CANCEL_OK;
     }
     if (r == s->active && r->run && r->state == RUN_RUNNING) {
@@ -683,7 +677,7 @@ static void journal_covered(service_t *s, int64_t fire, int64_t covered, const c
 {
     journal_put(s, json_pack("{s:s, s:s, s:I, s:I, s:s, s:f}", "type", "schedule", "name",
                              "last_fire", "fire", (json_int_t)fire, "covered", (json_int_t)covered,
-                             "how", how, "at", wall_now()));
+                             "how", how, "at", util_wall_now()));
 }
 
 static void on_fire(scheduler_t *sc, int64_t fire, bool run, int64_t covered, void *ud)
@@ -719,7 +713,7 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
     s->cfg = cfg;
     s->journal.fd = -1;
     s->next_id = 1;
-    s->started_at = wall_now();
+    s->started_at = util_wall_now();
     s->metrics = metrics_registry_new();
     if (!s->metrics || !register_metrics(s)) {
         snprintf(err, errlen, "cannot register the metrics");
@@ -734,7 +728,7 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
         if (!journal_compact(&s->journal, SERVICE_KEEP_RUNS, err, errlen))
             goto fail;
     }
-    double now = wall_now();
+    double now = util_wall_now();
     for (size_t i = 0; i < s->nruns; i++) {
         svc_run_t *r = s->runs[i];
         if (r->state == RUN_SUCCESS && r->finished_at > 0)
@@ -873,7 +867,7 @@ void service_shutdown(service_t *s, service_done_cb done, void *ud)
     if (s->queued) {
         svc_run_t *q = s->queued;
         s->queued = NULL;
-        finish(s, q, RUN_CANCELLED, wall_now(),
+        finish(s, q, RUN_CANCELLED, util_wall_now(),
                "cancelled: the service shut down before the run started");
     }
     if (s->active && s->active->run && s->active->state == RUN_RUNNING) {

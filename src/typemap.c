@@ -3,28 +3,12 @@
  * differs get a converting expression, and values a ClickHouse type cannot hold are turned
  * into a PostgreSQL error naming table, column and value instead of a silent 1970. */
 #include "typemap.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
-}
 
 static char *quote_doubling(const char *s, char q)
 {
@@ -103,16 +87,17 @@ static const mapping_t mappings[] = {
 
 /* An expression that raises a PostgreSQL error whose text carries the value: casting a
  * message to integer fails with 'invalid input syntax for type integer: "<message>"'. */
-static char *range_guard(const char *qcol, const char *table, const char *column,
-                         const char *lo, const char *hi, const char *chtype, const char *expr)
+static char *range_guard(const char *qcol, const char *table, const char *column, const char *lo,
+                         const char *hi, const char *chtype, const char *expr)
 {
     char *tl = typemap_pg_literal(table), *cl = typemap_pg_literal(column);
     char *out = NULL;
     if (tl && cl)
-        out = fmt("CASE WHEN %s < '%s' OR %s > '%s' THEN ('eltd: ' || %s || '.' || %s || ' = ' "
-                  "|| %s::text || ' is outside ClickHouse %s range %s..%s; configure a cast')"
-                  "::int::text ELSE %s END",
-                  qcol, lo, qcol, hi, tl, cl, qcol, chtype, lo, hi, expr);
+        out = util_asprintf(
+            "CASE WHEN %s < '%s' OR %s > '%s' THEN ('eltd: ' || %s || '.' || %s || ' = ' "
+            "|| %s::text || ' is outside ClickHouse %s range %s..%s; configure a cast')"
+            "::int::text ELSE %s END",
+            qcol, lo, qcol, hi, tl, cl, qcol, chtype, lo, hi, expr);
     free(tl);
     free(cl);
     return out;
@@ -131,9 +116,9 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
     if (col->cast) {
         /* A configured cast: the column's text form, parsed by ClickHouse as that type. */
         base = strdup(col->cast);
-        expr = fmt("%s::text", q);
+        expr = util_asprintf("%s::text", q);
         if (base && expr && !col->notnull && strncmp(base, "Nullable(", 9)) {
-            char *n = fmt("Nullable(%s)", base);
+            char *n = util_asprintf("Nullable(%s)", base);
             free(base);
             base = n;
         }
@@ -150,7 +135,7 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
             free(q);
             return false;
         }
-        base = fmt("Decimal(%d, %d)", col->precision, col->scale);
+        base = util_asprintf("Decimal(%d, %d)", col->precision, col->scale);
         expr = strdup(q);
         goto done;
     }
@@ -178,20 +163,21 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
     case K_FLOAT:
         /* PostgreSQL spells Infinity/NaN where ClickHouse reads inf/nan. */
         base = strdup(m->ch);
-        expr = fmt("CASE WHEN %s = 'Infinity' THEN 'inf' WHEN %s = '-Infinity' THEN '-inf' "
-                   "WHEN %s = 'NaN' THEN 'nan' ELSE %s::text END",
-                   q, q, q, q);
+        expr =
+            util_asprintf("CASE WHEN %s = 'Infinity' THEN 'inf' WHEN %s = '-Infinity' THEN '-inf' "
+                          "WHEN %s = 'NaN' THEN 'nan' ELSE %s::text END",
+                          q, q, q, q);
         break;
     case K_BOOL:
         base = strdup(m->ch);
-        expr = fmt("%s::int", q);
+        expr = util_asprintf("%s::int", q);
         break;
     case K_DATE: {
         const char *hi = caps->major >= 20 ? "2149-06-06" : "2105-12-31";
         base = strdup("Date");
         /* The ELSE branch must be text like the guard's THEN branch (a bare date makes
          * PostgreSQL refuse the CASE), and to_char keeps it ISO whatever the DateStyle. */
-        char *text = fmt("to_char(%s, 'YYYY-MM-DD')", q);
+        char *text = util_asprintf("to_char(%s, 'YYYY-MM-DD')", q);
         if (text)
             expr = range_guard(q, table, col->name, "1970-01-01", hi, "Date", text);
         free(text);
@@ -200,21 +186,22 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
     case K_TIMESTAMP:
     case K_TIMESTAMPTZ: {
         /* Wall-clock text in UTC, truncated (never rounded) to what the column keeps. */
-        char *src = m->kind == K_TIMESTAMPTZ ? fmt("(%s AT TIME ZONE 'UTC')", q) : strdup(q);
+        char *src =
+            m->kind == K_TIMESTAMPTZ ? util_asprintf("(%s AT TIME ZONE 'UTC')", q) : strdup(q);
         if (!src)
             break;
         char *text;
         const char *lo, *hi, *chname;
         if (caps->datetime64) {
             base = strdup("DateTime64(6, 'UTC')");
-            text = fmt("to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", src);
+            text = util_asprintf("to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", src);
             /* DateTime64 reached 1925..2283 until 22.8 widened it to 1900..2299. */
             lo = caps->dt64_wide ? "1900-01-01 00:00:00" : "1925-01-01 00:00:00";
             hi = caps->dt64_wide ? "2299-12-31 23:59:59.999999" : "2283-11-11 23:59:59.999999";
             chname = "DateTime64";
         } else {
             base = strdup("DateTime('UTC')");
-            text = fmt("to_char(%s, 'YYYY-MM-DD HH24:MI:SS')", src);
+            text = util_asprintf("to_char(%s, 'YYYY-MM-DD HH24:MI:SS')", src);
             /* Not UInt32's 2106-02-07 06:28:15: these servers' date tables end with 2105,
              * and 18.16 silently stores 2106-02-07 06:28:15 as 1970-01-01 06:28:15. The
              * bound keeps the fraction because the value is compared before truncation. */
@@ -231,7 +218,7 @@ bool typemap_column(const typemap_column_t *col, const char *table, const typema
     }
 done:
     if (base && !col->notnull) {
-        char *n = fmt("Nullable(%s)", base);
+        char *n = util_asprintf("Nullable(%s)", base);
         free(base);
         base = n;
     }
