@@ -402,7 +402,7 @@ PY
       if [ "$healthy" = 1 ]; then
         pass "chroot: eltd serve answers the image's HEALTHCHECK (eltd health -c /etc/eltd/pipeline.yaml)"
         metrics=$(curl -sS "http://127.0.0.1:$PORT/metrics" || true)
-        if printf '%s' "$metrics" | grep -q '^eltd_build_info'; then
+        if grep -q '^eltd_build_info' <<<"$metrics"; then
           pass "chroot: /metrics serves eltd_* series for Prometheus"
         else
           fail "chroot: /metrics: $(printf '%s' "$metrics" | head -c 300)"

@@ -32,8 +32,9 @@ check_eq() {
   if [ "$2" = "$3" ]; then pass "$1 ($3)"; else fail "$1: expected '$2', got '$3'"; fi
 }
 # check_contains WHAT NEEDLE HAYSTACK
+# (A here-string, not a pipe: with pipefail, grep -q leaving early would fail the pipe.)
 check_contains() {
-  if printf '%s' "$3" | grep -qF -- "$2"; then pass "$1"; else
+  if grep -qF -- "$2" <<<"$3"; then pass "$1"; else
     fail "$1: '$2' not found in: $(printf '%s' "$3" | head -c 2000)"; fi
 }
 
