@@ -68,7 +68,9 @@ PY
 HOUR0=$(( $(date +%s) / 3600 * 3600 ))
 set_clock 0 1200
 T0=$(date +%s)
-LD_PRELOAD=$LIBFT FAKETIME_TIMESTAMP_FILE=$FT FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
+# A sanitizer build would refuse a preload ahead of its runtime.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+  LD_PRELOAD=$LIBFT FAKETIME_TIMESTAMP_FILE=$FT FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
   start_daemon "$CFG"
 
 # (1) start at HH:20

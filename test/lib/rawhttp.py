@@ -12,7 +12,7 @@ b"GET /" + b"a" * 100000 + b" HTTP/1.1\\r\\n..." without a shell in the way.
       sends EXPR one byte per INTERVAL seconds until the server answers or closes (or
       MAX_SECONDS pass); prints "STATUS SECONDS" ("closed" or "timeout" for no status).
   rawhttp.py flood PORT N HOLD_SECONDS
-      opens N connections that send nothing, one after another; after 1 s counts the ones
+      opens N connections that send nothing, one after another; once that settles counts the ones
       the server answered with 503, the ones it closed without an answer, and the ones
       still open; then, still holding them, asks GET /health on a fresh connection;
       then closes all but the first 10 of those still open and asks GET /health again.
@@ -135,23 +135,33 @@ def cmd_flood(port, n, hold):
             conns.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         except OSError:
             break
-    time.sleep(1.0)
+    # Classify until a pass finds nothing new (at least 1 s, at most 5 s): connections
+    # still in the accept backlog have not been answered yet.
     s503 = dropped = 0
-    still = []
-    for s in conns:
-        s.setblocking(False)
-        try:
-            b = s.recv(65536)
-        except BlockingIOError:
-            still.append(s)
-            continue
-        except OSError:
-            b = b""
-        if b.startswith(b"HTTP/1.1 503 "):
-            s503 += 1
-        else:
-            dropped += 1
-        s.close()
+    still = conns
+    t0 = time.time()
+    time.sleep(1.0)
+    while True:
+        left = []
+        for s in still:
+            s.setblocking(False)
+            try:
+                b = s.recv(65536)
+            except BlockingIOError:
+                left.append(s)
+                continue
+            except OSError:
+                b = b""
+            if b.startswith(b"HTTP/1.1 503 "):
+                s503 += 1
+            else:
+                dropped += 1
+            s.close()
+        changed = len(left) != len(still)
+        still = left
+        if not changed or time.time() - t0 > 5:
+            break
+        time.sleep(0.5)
     full = status_of(port, HEALTH)
     time.sleep(max(0.0, hold - 1.0))
     for s in still[10:]:
