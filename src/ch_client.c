@@ -1,9 +1,11 @@
 /* ch_client.c — the ClickHouse HTTP client: one CURLM per client driven by the libuv loop
- * (a uv_poll_t per curl socket, one uv_timer_t for curl's timeout), request/response
+ * (an io_poll per curl socket, one uv_timer_t for curl's timeout), request/response
  * bookkeeping, ClickHouse error detection, and the quoting helpers for SQL and URLs.
  * Curl is never entered re-entrantly from its own callbacks, and done callbacks only run
  * from loop callbacks (never inside curl, ch_request_cancel or ch_request_resume). */
 #include "ch_client.h"
+
+#include "io_poll.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
@@ -20,13 +22,12 @@
 
 typedef struct ch_sock ch_sock_t;
 
-/* One socket curl asked us to watch; freed only in its poll handle's close callback. */
+/* One socket curl asked us to watch; freed only in its watcher's close callback. */
 struct ch_sock {
-    uv_poll_t poll;   /* watches fd for curl */
-    ch_client_t *c;   /* owner */
-    curl_socket_t fd; /* curl's socket */
-    bool closing;     /* uv_close called; curl no longer knows this context */
-    ch_sock_t *prev;  /* in c->socks */
+    io_poll_t io;    /* watches curl's socket, io.fd */
+    ch_client_t *c;  /* owner */
+    bool closing;    /* io_poll_close called; curl no longer knows this context */
+    ch_sock_t *prev; /* in c->socks */
     ch_sock_t *next;
 };
 
@@ -369,7 +370,7 @@ static size_t on_curl_read(char *buf, size_t size, size_t nitems, void *p)
     return n;
 }
 
-static void on_sock_closed(uv_handle_t *h);
+static void on_sock_closed(io_poll_t *p);
 static void client_maybe_free(ch_client_t *c);
 
 static void sock_close(ch_sock_t *s)
@@ -385,21 +386,21 @@ static void sock_close(ch_sock_t *s)
     if (s->next)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
-    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+    io_poll_close(&s->io, on_sock_closed);
 }
 
-static void on_sock_closed(uv_handle_t *h)
+static void on_sock_closed(io_poll_t *p)
 {
-    ch_sock_t *s = CONTAINER_OF(h, ch_sock_t, poll);
+    ch_sock_t *s = CONTAINER_OF(p, ch_sock_t, io);
     ch_client_t *c = s->c;
     free(s);
     c->open_handles--;
     client_maybe_free(c);
 }
 
-static void on_sock_event(uv_poll_t *h, int status, int events)
+static void on_sock_event(io_poll_t *p, int status, int events)
 {
-    ch_sock_t *s = CONTAINER_OF(h, ch_sock_t, poll);
+    ch_sock_t *s = CONTAINER_OF(p, ch_sock_t, io);
     ch_client_t *c = s->c;
     int flags = 0;
     int running;
@@ -412,7 +413,7 @@ static void on_sock_event(uv_poll_t *h, int status, int events)
             flags |= CURL_CSELECT_OUT;
     }
     c->in_curl++;
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    curl_multi_socket_action(c->multi, s->io.fd, flags, &running);
     c->in_curl--;
     check_done(c);
 }
@@ -439,12 +440,11 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         s = calloc(1, sizeof *s);
         if (!s)
             return -1;
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+        if (io_poll_init(c->loop, &s->io, fd, on_sock_event) != 0) {
             free(s);
             return -1;
         }
         s->c = c;
-        s->fd = fd;
         s->next = c->socks;
         if (c->socks)
             c->socks->prev = s;
@@ -457,9 +457,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    if (uv_poll_start(&s->poll, events, on_sock_event) != 0)
-        return -1;
-    return 0;
+    return io_poll_want(&s->io, events) != 0 ? -1 : 0;
 }
 
 static void on_curl_timer(uv_timer_t *t)

@@ -1,9 +1,10 @@
 /* pg_conn.c — one nonblocking libpq connection on the libuv loop: the connect state
  * machine (PQconnectPoll on a socket that may change), statements, COPY OUT streaming
  * with pause/resume, and a close that is safe from inside any of its callbacks.
- * It owns its uv_poll_t/uv_timer_t/uv_idle_t handles and the PGconn. */
+ * It owns its io_poll watchers, its uv_timer_t/uv_idle_t handles and the PGconn. */
 #include "pg_conn.h"
 
+#include "io_poll.h"
 #include "log.h"
 
 #include <stdarg.h>
@@ -33,14 +34,12 @@ typedef enum {
 typedef enum { PG_SLOT_FREE, PG_SLOT_ACTIVE, PG_SLOT_CLOSING } pg_slot_state_t;
 
 /* The socket can change during connect (libpq tries the next address, or retries without
- * SSL/GSS), and a uv_poll_t is bound to one fd for life: the old handle must be closed and
- * stay valid until its close callback. Two embedded slots let a new handle start while
+ * SSL/GSS), and a watcher is bound to one fd for life: the old one must be closed and
+ * stay valid until its close callback. Two embedded slots let a new watcher start while
  * the old one is still closing. */
 typedef struct {
-    uv_poll_t handle;      /* watches fd while ACTIVE */
+    io_poll_t io;          /* watches io.fd while ACTIVE, initialised unless FREE */
     pg_slot_state_t state; /* FREE, ACTIVE or CLOSING */
-    int fd;                /* the socket this handle was initialised on */
-    int events;            /* events currently started (0 = stopped) */
 } pg_poll_slot_t;
 
 #define PG_DEFER_CONNECT_FAIL 1u
@@ -158,16 +157,9 @@ static void pg_finalize(pg_conn_t *pg)
         cb(ud);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* One of our handles finished closing. */
+static void handle_gone(pg_conn_t *pg)
 {
-    pg_conn_t *pg = h->data;
-    for (size_t i = 0; i < 2; i++) {
-        if ((uv_handle_t *)&pg->slots[i].handle == h) {
-            pg->slots[i].state = PG_SLOT_FREE;
-            pg->slots[i].fd = -1;
-            pg->slots[i].events = 0;
-        }
-    }
     pg->pending_closes--;
     if (pg->closing) {
         if (pg->pending_closes == 0)
@@ -178,10 +170,32 @@ static void on_handle_closed(uv_handle_t *h)
     pg_poll_update(pg, false);
 }
 
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_gone(h->data);
+}
+
+static void on_slot_closed(io_poll_t *p)
+{
+    pg_conn_t *pg = p->data;
+    for (size_t i = 0; i < 2; i++) {
+        if (&pg->slots[i].io == p)
+            pg->slots[i].state = PG_SLOT_FREE;
+    }
+    handle_gone(pg);
+}
+
 static void close_handle(pg_conn_t *pg, uv_handle_t *h)
 {
     pg->pending_closes++;
     uv_close(h, on_handle_closed);
+}
+
+static void close_slot(pg_conn_t *pg, pg_poll_slot_t *slot)
+{
+    slot->state = PG_SLOT_CLOSING;
+    pg->pending_closes++;
+    io_poll_close(&slot->io, on_slot_closed);
 }
 
 pg_conn_t *pg_conn_new(uv_loop_t *loop)
@@ -191,10 +205,8 @@ pg_conn_t *pg_conn_new(uv_loop_t *loop)
         return NULL;
     pg->loop = loop;
     pg->state = PG_ST_NEW;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 2; i++)
         pg->slots[i].state = PG_SLOT_FREE;
-        pg->slots[i].fd = -1;
-    }
     if (uv_timer_init(loop, &pg->timer) != 0 || uv_idle_init(loop, &pg->idle) != 0) {
         /* Neither can fail on a live loop; if one did we could not close it cleanly. */
         abort();
@@ -213,13 +225,11 @@ void pg_conn_close(pg_conn_t *pg, pg_closed_cb closed, void *ud)
     pg->closed_cb = closed;
     pg->closed_ud = ud;
     pg->op = PG_OP_NONE;
-    /* uv_close on a poll handle removes the fd from epoll now, before PQfinish closes it
+    /* Closing a watcher removes the fd from epoll now, before PQfinish closes it
      * in the last close callback. */
     for (size_t i = 0; i < 2; i++) {
-        if (pg->slots[i].state == PG_SLOT_ACTIVE) {
-            pg->slots[i].state = PG_SLOT_CLOSING;
-            close_handle(pg, (uv_handle_t *)&pg->slots[i].handle);
-        }
+        if (pg->slots[i].state == PG_SLOT_ACTIVE)
+            close_slot(pg, &pg->slots[i]);
     }
     close_handle(pg, (uv_handle_t *)&pg->timer);
     close_handle(pg, (uv_handle_t *)&pg->idle);
@@ -227,7 +237,7 @@ void pg_conn_close(pg_conn_t *pg, pg_closed_cb closed, void *ud)
 
 /* ------------------------------------------------------------------ polling */
 
-static void on_poll(uv_poll_t *h, int status, int events);
+static void on_poll(io_poll_t *p, int status, int events);
 
 static int wanted_events(const pg_conn_t *pg)
 {
@@ -246,9 +256,9 @@ static int wanted_events(const pg_conn_t *pg)
     }
 }
 
-/* Makes the poll handles match what the state wants: the right fd, the right events.
- * rearm forces a stop+start so that a socket libpq closed and reopened under the same
- * number (possible during connect) is registered with epoll again. */
+/* Makes the watchers match what the state wants: the right fd, the right events.
+ * rearm re-registers the fd so that a socket libpq closed and reopened under the same
+ * number (possible during connect) is watched again. */
 static void pg_poll_update(pg_conn_t *pg, bool rearm)
 {
     if (pg->closing)
@@ -260,17 +270,14 @@ static void pg_poll_update(pg_conn_t *pg, bool rearm)
         if (pg->slots[i].state == PG_SLOT_ACTIVE)
             active = &pg->slots[i];
     }
-    if (active && active->fd != fd) {
-        log_debug("component=pg_conn event=socket_changed old_fd=%d new_fd=%d", active->fd, fd);
-        active->state = PG_SLOT_CLOSING;
-        close_handle(pg, (uv_handle_t *)&active->handle);
+    if (active && active->io.fd != fd) {
+        log_debug("component=pg_conn event=socket_changed old_fd=%d new_fd=%d", active->io.fd, fd);
+        close_slot(pg, active);
         active = NULL;
     }
     if (events == 0) {
-        if (active && active->events != 0) {
-            uv_poll_stop(&active->handle);
-            active->events = 0;
-        }
+        if (active)
+            io_poll_stop(&active->io);
         return;
     }
     if (active == NULL) {
@@ -279,31 +286,20 @@ static void pg_poll_update(pg_conn_t *pg, bool rearm)
                 active = &pg->slots[i];
         }
         if (active == NULL)
-            return; /* both closing: on_handle_closed calls us again */
-        int rc = uv_poll_init_socket(pg->loop, &active->handle, fd);
+            return; /* both closing: on_slot_closed calls us again */
+        int rc = io_poll_init(pg->loop, &active->io, fd, on_poll);
         if (rc != 0) {
             /* Nothing to close: a failed init leaves no handle on the loop. */
             log_error("component=pg_conn event=poll_init_failed error=%s",
                       log_quote(uv_strerror(rc)));
             return;
         }
-        active->handle.data = pg;
+        active->io.data = pg;
         active->state = PG_SLOT_ACTIVE;
-        active->fd = fd;
-        active->events = 0;
     }
-    if (rearm && active->events != 0) {
-        uv_poll_stop(&active->handle);
-        active->events = 0;
-    }
-    if (active->events != events) {
-        int rc = uv_poll_start(&active->handle, events, on_poll);
-        if (rc != 0)
-            log_error("component=pg_conn event=poll_start_failed error=%s",
-                      log_quote(uv_strerror(rc)));
-        else
-            active->events = events;
-    }
+    int rc = rearm ? io_poll_rearm(&active->io, events) : io_poll_want(&active->io, events);
+    if (rc != 0)
+        log_error("component=pg_conn event=poll_start_failed error=%s", log_quote(uv_strerror(rc)));
 }
 
 static void on_idle(uv_idle_t *h);
@@ -595,19 +591,15 @@ static void op_io(pg_conn_t *pg, int events)
     pg_op_advance(pg);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
+static void on_poll(io_poll_t *p, int status, int events)
 {
-    pg_conn_t *pg = h->data;
+    pg_conn_t *pg = p->data;
     if (pg->closing)
         return;
     if (status < 0) {
-        /* libuv reports POLLERR (a pending socket error such as a refused connect) as
-         * UV_EBADF and stops the handle. libpq reads the real error from the socket, so
-         * hand it the event; the handle is restarted by the update below. */
-        for (size_t i = 0; i < 2; i++) {
-            if (&pg->slots[i].handle == h)
-                pg->slots[i].events = 0;
-        }
+        /* A pending socket error such as a refused connect; libuv stopped the watcher.
+         * libpq reads the real error from the socket, so hand it the event; the watcher is
+         * restarted by the update below. */
         if (pg->state == PG_ST_CONNECTING) {
             connect_step(pg);
         } else if (pg->state == PG_ST_BUSY) {
