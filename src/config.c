@@ -21,6 +21,7 @@ typedef enum {
     F_DURATION, /* seconds as double: 30, "30s", "5m" */
     F_SIZE,     /* bytes: 4194304, "4MiB" */
     F_MODE,     /* full | incremental */
+    F_SPLIT,    /* 1..16 or auto (stored as 0) */
     F_SECTION,  /* nested mapping described by .sub */
     F_TABLES,   /* sequence of table mappings */
     F_STRLIST,  /* sequence of strings */
@@ -78,6 +79,8 @@ static const field_t table_fields[] = {
     {"cursor", F_STRING, TOFF(cursor), NULL, NOB, NULL, true, "incremental cursor column"},
     {"key", F_STRLIST, TOFF(key), NULL, NOB, NULL, true, "key columns (default: primary key)"},
     {"casts", F_CASTS, TOFF(casts), NULL, NOB, NULL, true, "column: ClickHouse type"},
+    {"split", F_SPLIT, TOFF(split), "1", 1, 16, NULL, false,
+     "COPY streams over ranges of an integer key (auto: run.split_rows)"},
     {0},
 };
 
@@ -104,7 +107,9 @@ static const field_t run_fields[] = {
     {"model_parallelism", F_INT, OFF(run.model_parallelism), "4", 1, 64, NULL, false,
      "models at once"},
     {"queue_bytes", F_SIZE, OFF(run.queue_bytes), "1MiB", 65536, 1073741824.0, NULL, false,
-     "back-pressure cap per load stream"},
+     "back-pressure cap per table load (its streams share it)"},
+    {"split_rows", F_INT, OFF(run.split_rows), "1000000", 1000, 1e12, NULL, false,
+     "split: auto runs one stream per this many rows (at most 4)"},
     {"shutdown_grace", F_DURATION, OFF(run.shutdown_grace), "30s", 0, 86400, NULL, false,
      "time a run may finish in after SIGTERM"},
     {0},
@@ -380,6 +385,22 @@ static bool parse_scalar(loader_t *L, const field_t *f, const char *text, yaml_n
         else
             return fail_at(L, at, "%s: expected full or incremental, got '%s'", f->name, text);
         return true;
+    case F_SPLIT: {
+        if (!strcmp(text, "auto")) {
+            *(int64_t *)dst = 0;
+            return true;
+        }
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno)
+            return fail_at(L, at, "%s: expected auto or an integer, got '%s'", f->name, text);
+        if (v < f->min || v > f->max)
+            return fail_at(L, at, "%s: %lld is out of range %.0f..%.0f", f->name, v, f->min,
+                           f->max);
+        *(int64_t *)dst = v;
+        return true;
+    }
     default:
         return fail_at(L, at, "%s: internal: not a scalar field", f->name);
     }
@@ -828,6 +849,12 @@ static void print_fields(const field_t *fields, const void *base, FILE *out, int
         case F_MODE:
             fputs(*(const int *)src == LOAD_MODE_INCREMENTAL ? "incremental" : "full", out);
             break;
+        case F_SPLIT:
+            if (*(const int64_t *)src)
+                fprintf(out, "%lld", (long long)*(const int64_t *)src);
+            else
+                fputs("auto", out);
+            break;
         default:
             break;
         }
@@ -878,6 +905,8 @@ static const char *type_label(field_type_t t)
         return "size";
     case F_MODE:
         return "full or incremental";
+    case F_SPLIT:
+        return "integer or auto";
     case F_TABLES:
         return "list";
     case F_STRLIST:

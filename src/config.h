@@ -27,6 +27,7 @@ typedef struct config_table {
     size_t nkey;           /* entries in key */
     config_cast_t *casts;  /* per-column ClickHouse type overrides */
     size_t ncasts;         /* entries in casts */
+    int64_t split;         /* COPY streams over key ranges, 1..16; 0 = auto (run.split_rows) */
     int line;              /* line of the entry in the config file */
 } config_table_t;
 
@@ -57,7 +58,8 @@ typedef struct config {
         double task_timeout;    /* seconds, 0 = none */
         int64_t load_parallelism;
         int64_t model_parallelism;
-        int64_t queue_bytes;    /* back-pressure cap per load stream */
+        int64_t queue_bytes;    /* back-pressure cap per table load (shared by its streams) */
+        int64_t split_rows;     /* split: auto gives a table one stream per this many rows */
         double shutdown_grace;  /* seconds a running run may take after SIGTERM */
     } run;
     struct {

@@ -1,8 +1,17 @@
 /* load.c — one table's load attempt as a small state machine: connect and join the run's
- * snapshot, read the catalog, prepare the side table, stream COPY OUT into a chunked
- * INSERT through a bounded queue (back-pressure both ways), check the row count, publish.
- * Every attempt starts clean; a failure drops the side table and leaves the target as it
- * was. */
+ * snapshot, read the catalog, plan the streams, prepare the side table, stream COPY OUT into
+ * chunked INSERTs through bounded queues (back-pressure both ways), check the row count,
+ * publish. Every attempt starts clean; a failure drops the side table and leaves the target
+ * as it was.
+ *
+ * Split loads: one PostgreSQL backend's COPY is the bound on a load's speed, so a table
+ * with a single integer key (its primary key, or a configured one-column key) may be copied
+ * as N key ranges at once: min/max of the key read in the snapshot on the first connection,
+ * N-1 more connections join the same snapshot, and each stream_t runs its own
+ * `COPY (SELECT ... WHERE k >= a AND k < b)` into its own INSERT into the one side table
+ * with its own queue and pause/resume. The count check compares the side table with the sum
+ * of the N `COPY n` tags. Any stream's failure fails the whole attempt once: every
+ * connection closed, every insert cancelled, the side table dropped. */
 #include "load.h"
 
 #include "log.h"
@@ -25,8 +34,28 @@ typedef struct chunk {
 typedef struct column {
     char *name;
     typemap_out_t map;
-    int pk_pos; /* 1-based position in the primary key, 0 = not in it */
+    int pk_pos;   /* 1-based position in the primary key, 0 = not in it */
+    bool integer; /* int2, int4, int8 or a domain over one: its ranges can split a load */
 } column_t;
+
+/* At most this many COPY streams per table (config: split 1..16; auto: up to 4). */
+#define MAX_STREAMS      16
+#define AUTO_MAX_STREAMS 4
+
+/* One COPY stream of an attempt: a PostgreSQL connection in the run's snapshot copying one
+ * key range (or the whole table) into its own chunked INSERT through its own bounded queue. */
+typedef struct stream {
+    struct attempt *a;
+    int no;            /* 1-based, for messages */
+    pg_conn_t *pg;     /* NULL once closed */
+    ch_request_t *req; /* its INSERT while in flight */
+    char *range;       /* "k >= a AND k < b", NULL = every row */
+    chunk_t *head, *tail, *spare;
+    size_t queued;
+    bool joined; /* connected and inside the run's snapshot */
+    bool copy_done, insert_paused, insert_done;
+    int64_t copy_rows;
+} stream_t;
 
 typedef struct load_task {
     load_env_t *env;
@@ -39,9 +68,9 @@ typedef struct attempt {
     load_task_t *lt; /* NULL once the task has been told the outcome */
     load_env_t *env;
     const config_table_t *table;
-    int refs; /* pg connection open + ClickHouse request in flight + self */
-    pg_conn_t *pg;
-    ch_request_t *req; /* the one ClickHouse request in flight */
+    int refs;          /* pg connections open + ClickHouse requests in flight + self */
+    pg_conn_t *pg;     /* the first connection (catalog, key bounds) until stream 1 takes it */
+    ch_request_t *req; /* the one ClickHouse statement in flight (not the inserts) */
     bool failing, finished;
     char error[1024];
 
@@ -50,14 +79,18 @@ typedef struct attempt {
     char *target, *side, *old; /* `raw`.`t`, `raw`.`t__eltd_new`, `raw`.`t__eltd_old` */
     char *create_sql;          /* CREATE TABLE side ... */
     bool target_exists, same_structure, incremental;
-    char *target_ddl; /* SHOW CREATE of the target, for comparison */
-    char *watermark;  /* incremental: text of max(cursor), NULL = none */
+    char *target_ddl;          /* SHOW CREATE of the target, for comparison */
+    char *watermark;           /* incremental: text of max(cursor), NULL = none */
+    const column_t *split_col; /* the integer key the ranges are cut on */
 
     /* streaming */
-    chunk_t *head, *tail, *spare;
-    size_t queued, cap;
-    bool copy_done, insert_paused;
-    int64_t copy_rows, bytes;
+    stream_t *streams;
+    int nstreams;
+    int joining;              /* streams whose connection is not yet in the snapshot */
+    int inserts_left;         /* streams whose insert has not ended well */
+    bool side_ready;          /* side table created, watermark known: the streams may start */
+    size_t cap;               /* queue cap of each stream: run.queue_bytes / nstreams */
+    int64_t copy_rows, bytes; /* sums over the streams */
     uint64_t t0;
 } attempt_t;
 
@@ -99,12 +132,17 @@ static void attempt_free(attempt_t *a)
     free(a->create_sql);
     free(a->target_ddl);
     free(a->watermark);
-    while (a->head) {
-        chunk_t *c = a->head;
-        a->head = c->next;
-        free(c);
+    for (int i = 0; i < a->nstreams; i++) {
+        stream_t *s = &a->streams[i];
+        while (s->head) {
+            chunk_t *c = s->head;
+            s->head = c->next;
+            free(c);
+        }
+        free(s->spare);
+        free(s->range);
     }
-    free(a->spare);
+    free(a->streams);
     free(a);
 }
 
@@ -119,13 +157,29 @@ static void on_pg_closed(void *ud)
     unref(ud);
 }
 
-static void close_pg(attempt_t *a)
+static void close_conn(attempt_t *a, pg_conn_t **pgp)
 {
-    if (a->pg) {
-        pg_conn_t *pg = a->pg;
-        a->pg = NULL;
+    if (*pgp) {
+        pg_conn_t *pg = *pgp;
+        *pgp = NULL;
         pg_conn_close(pg, on_pg_closed, a);
     }
+}
+
+/* Every PostgreSQL connection of the attempt. */
+static void close_pg(attempt_t *a)
+{
+    close_conn(a, &a->pg);
+    for (int i = 0; i < a->nstreams; i++)
+        close_conn(a, &a->streams[i].pg);
+}
+
+static bool inserts_in_flight(const attempt_t *a)
+{
+    for (int i = 0; i < a->nstreams; i++)
+        if (a->streams[i].req)
+            return true;
+    return false;
 }
 
 /* Tells the engine once; the attempt lives on until its connections are closed. */
@@ -147,9 +201,9 @@ static void finish(attempt_t *a, bool ok)
         double secs = (double)(uv_now(a->env->loop) - a->t0) / 1000.0;
         if (ok)
             log_info("run=%s task=%s attempt=%d event=loaded rows=%lld bytes=%lld "
-                     "duration=%.3f",
+                     "duration=%.3f streams=%d",
                      a->env->run_id, t->name, t->attempt, (long long)a->copy_rows,
-                     (long long)a->bytes, secs);
+                     (long long)a->bytes, secs, a->nstreams);
         dag_task_finish(t, ok, ok ? NULL : a->error);
     }
     unref(a);
@@ -172,8 +226,8 @@ static void on_cleanup_done(ch_request_t *req, void *ud, long status, const char
 static void cleanup_and_fail(attempt_t *a)
 {
     close_pg(a);
-    if (a->req)
-        return; /* its callback comes back here */
+    if (a->req || inserts_in_flight(a))
+        return; /* their callbacks come back here; the last one goes on */
     if (!a->side) {
         finish(a, false);
         return;
@@ -220,6 +274,9 @@ static void fail(attempt_t *a, const char *fmt, ...)
                  log_quote(a->error));
     if (a->req)
         ch_request_cancel(a->req);
+    for (int i = 0; i < a->nstreams; i++)
+        if (a->streams[i].req)
+            ch_request_cancel(a->streams[i].req);
     cleanup_and_fail(a);
 }
 
@@ -276,12 +333,13 @@ static void step_ch(attempt_t *a, const char *sql, step_fn next)
 
 static size_t on_insert_read(void *ud, char *buf, size_t max)
 {
-    attempt_t *a = ud;
+    stream_t *s = ud;
+    attempt_t *a = s->a;
     if (a->failing)
         return CH_READ_ABORT;
     size_t n = 0;
-    while (n < max && a->head) {
-        chunk_t *c = a->head;
+    while (n < max && s->head) {
+        chunk_t *c = s->head;
         size_t take = c->len - c->off;
         if (take > max - n)
             take = max - n;
@@ -289,124 +347,184 @@ static size_t on_insert_read(void *ud, char *buf, size_t max)
         c->off += take;
         n += take;
         if (c->off == c->len) {
-            a->head = c->next;
-            if (!a->head)
-                a->tail = NULL;
-            if (!a->spare)
-                a->spare = c;
+            s->head = c->next;
+            if (!s->head)
+                s->tail = NULL;
+            if (!s->spare)
+                s->spare = c;
             else
                 free(c);
         }
     }
-    a->queued -= n;
+    s->queued -= n;
     a->bytes += (int64_t)n;
-    if (a->pg && pg_conn_paused(a->pg) && a->queued <= a->cap / 2 && !a->copy_done)
-        pg_conn_resume(a->pg);
+    if (s->pg && pg_conn_paused(s->pg) && s->queued <= a->cap / 2 && !s->copy_done)
+        pg_conn_resume(s->pg);
     if (n > 0)
         return n;
-    if (a->copy_done)
-        return 0; /* PostgreSQL said the COPY succeeded: end the body */
-    a->insert_paused = true;
+    if (s->copy_done)
+        return 0; /* PostgreSQL said this stream's COPY succeeded: end its body */
+    s->insert_paused = true;
     return CH_READ_PAUSE;
 }
 
-static void wake_insert(attempt_t *a)
+static void wake_insert(stream_t *s)
 {
-    if (a->insert_paused && a->req) {
-        a->insert_paused = false;
-        ch_request_resume(a->req);
+    if (s->insert_paused && s->req) {
+        s->insert_paused = false;
+        ch_request_resume(s->req);
     }
 }
 
 static void on_copy_data(pg_conn_t *pg, void *ud, const char *buf, size_t len)
 {
-    attempt_t *a = ud;
+    stream_t *s = ud;
+    attempt_t *a = s->a;
     while (len > 0) {
-        chunk_t *c = a->tail;
+        chunk_t *c = s->tail;
         if (!c || c->len == CHUNK_SIZE) {
-            c = a->spare ? a->spare : malloc(sizeof *c);
-            a->spare = NULL;
+            c = s->spare ? s->spare : malloc(sizeof *c);
+            s->spare = NULL;
             if (!c) {
                 fail(a, "out of memory");
                 return;
             }
             c->next = NULL;
             c->len = c->off = 0;
-            if (a->tail)
-                a->tail->next = c;
+            if (s->tail)
+                s->tail->next = c;
             else
-                a->head = c;
-            a->tail = c;
+                s->head = c;
+            s->tail = c;
         }
         size_t take = CHUNK_SIZE - c->len;
         if (take > len)
             take = len;
         memcpy(c->data + c->len, buf, take);
         c->len += take;
-        a->queued += take;
+        s->queued += take;
         buf += take;
         len -= take;
     }
     /* Wake curl in large steps, not per row: each resume costs a syscall round. A full
-     * queue wakes it whatever its size: with queue_bytes below one chunk, waiting for a
-     * whole chunk after pausing PostgreSQL would stall both sides for good. */
-    if (a->queued >= a->cap) {
+     * queue wakes it whatever its size: with a cap below one chunk, waiting for a whole
+     * chunk after pausing PostgreSQL would stall both sides for good. */
+    if (s->queued >= a->cap) {
         pg_conn_pause(pg);
-        wake_insert(a);
-    } else if (a->queued >= CHUNK_SIZE) {
-        wake_insert(a);
+        wake_insert(s);
+    } else if (s->queued >= CHUNK_SIZE) {
+        wake_insert(s);
     }
 }
 
-static void after_count(attempt_t *a, const char *body);
+/* " (stream 2 of 4: k >= a AND k < b)" for messages about one stream of a split load. */
+static const char *stream_label(const stream_t *s, char *buf, size_t len)
+{
+    if (s->a->nstreams < 2)
+        return "";
+    snprintf(buf, len, " (stream %d of %d: %s)", s->no, s->a->nstreams, s->range);
+    return buf;
+}
 
 static void on_copy_done(pg_conn_t *pg, void *ud, int64_t rows, const char *err)
 {
     (void)pg;
-    attempt_t *a = ud;
+    stream_t *s = ud;
+    attempt_t *a = s->a;
+    char label[256];
     if (err) {
-        fail(a, "PostgreSQL COPY of %s.%s failed: %s", a->table->schema, a->table->name, err);
+        fail(a, "PostgreSQL COPY of %s.%s failed: %s%s", a->table->schema, a->table->name, err,
+             stream_label(s, label, sizeof label));
         return;
     }
-    a->copy_done = true;
-    a->copy_rows = rows;
+    s->copy_done = true;
+    s->copy_rows = rows;
+    if (a->nstreams > 1)
+        log_debug("run=%s table=%s event=stream_copied stream=%d rows=%lld", a->env->run_id,
+                  a->table->name, s->no, (long long)rows);
     /* The transaction only read; end it so the connection can go. */
-    close_pg(a);
-    wake_insert(a);
+    close_conn(a, &s->pg);
+    wake_insert(s);
 }
+
+static void after_count(attempt_t *a, const char *body);
 
 static void on_insert_done(ch_request_t *req, void *ud, long status, const char *body, size_t len,
                            const char *err)
 {
     (void)req, (void)status, (void)body, (void)len;
-    attempt_t *a = ud;
-    a->req = NULL;
+    stream_t *s = ud;
+    attempt_t *a = s->a;
+    char label[256];
+    s->req = NULL;
     if (a->failing) {
         cleanup_and_fail(a);
     } else if (err) {
-        fail(a, "ClickHouse insert into %s failed: %s", a->side, err);
-    } else if (!a->copy_done) {
-        fail(a, "ClickHouse ended the insert before PostgreSQL ended the COPY");
+        fail(a, "ClickHouse insert into %s failed: %s%s", a->side, err,
+             stream_label(s, label, sizeof label));
+    } else if (!s->copy_done) {
+        fail(a, "ClickHouse ended the insert before PostgreSQL ended the COPY%s",
+             stream_label(s, label, sizeof label));
     } else {
-        char *sql = util_asprintf("SELECT count() FROM %s", a->side);
-        if (sql)
-            step_ch(a, sql, after_count);
-        else
-            fail(a, "out of memory");
-        free(sql);
+        s->insert_done = true;
+        if (--a->inserts_left == 0) {
+            /* Every stream's COPY succeeded and its insert ended: check the sum. */
+            a->copy_rows = 0;
+            for (int i = 0; i < a->nstreams; i++)
+                a->copy_rows += a->streams[i].copy_rows;
+            char *sql = util_asprintf("SELECT count() FROM %s", a->side);
+            if (sql)
+                step_ch(a, sql, after_count);
+            else
+                fail(a, "out of memory");
+            free(sql);
+        }
     }
     unref(a);
 }
 
-static void start_stream(attempt_t *a)
+/* Starts one stream: its INSERT, then its COPY (select is "SELECT exprs FROM schema.table",
+ * filter the watermark condition or NULL). */
+static void start_one(stream_t *s, const char *select, const char *filter, const char *insert)
 {
-    /* Build "COPY (SELECT exprs FROM schema.table [WHERE cursor >= wm]) TO STDOUT". */
+    attempt_t *a = s->a;
+    char *copy;
+    if (filter && s->range)
+        copy = util_asprintf("COPY (%s WHERE %s AND %s) TO STDOUT", select, filter, s->range);
+    else if (filter || s->range)
+        copy = util_asprintf("COPY (%s WHERE %s) TO STDOUT", select, filter ? filter : s->range);
+    else
+        copy = util_asprintf("COPY (%s) TO STDOUT", select);
+    if (!copy) {
+        fail(a, "out of memory");
+        return;
+    }
+    log_debug("run=%s table=%s copy=%s", a->env->run_id, a->table->name, log_quote(copy));
+    a->refs++;
+    s->req = ch_insert(a->env->ch, insert, on_insert_read, on_insert_done, s);
+    if (!s->req) {
+        a->refs--;
+        free(copy);
+        fail(a, "out of memory");
+        return;
+    }
+    if (pg_conn_copy_out(s->pg, copy, on_copy_data, on_copy_done, s) != 0)
+        fail(a, "PostgreSQL: %s", pg_conn_error(s->pg));
+    free(copy);
+}
+
+/* Starts every stream once the side table is ready and every connection has joined. */
+static void start_streams(attempt_t *a)
+{
+    if (!a->side_ready || a->joining > 0 || a->failing)
+        return;
+    /* Build "SELECT exprs FROM schema.table" and the watermark condition. */
     size_t cap = 256;
     for (size_t i = 0; i < a->ncols; i++)
         cap += strlen(a->cols[i].map.select_expr) + strlen(a->cols[i].name) * 2 + 16;
     char *cols = malloc(cap), *names = malloc(cap);
     char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
-    char *where = NULL;
+    char *filter = NULL;
     if (cols && names) {
         size_t o = 0, p = 0;
         for (size_t i = 0; i < a->ncols; i++) {
@@ -417,41 +535,38 @@ static void start_stream(attempt_t *a)
             free(qi);
         }
     }
+    bool filter_ok = true;
     if (a->watermark) {
         char *qc = typemap_pg_ident(a->table->cursor), *lit = typemap_pg_literal(a->watermark);
-        where = (qc && lit) ? util_asprintf(" WHERE %s >= %s", qc, lit) : NULL;
+        filter = (qc && lit) ? util_asprintf("%s >= %s", qc, lit) : NULL;
+        filter_ok = filter != NULL;
         free(qc);
         free(lit);
     }
-    char *copy = (cols && qs && qt) ? util_asprintf("COPY (SELECT %s FROM %s.%s%s) TO STDOUT", cols,
-                                                    qs, qt, where ? where : "")
-                                    : NULL;
+    char *select = (cols && qs && qt) ? util_asprintf("SELECT %s FROM %s.%s", cols, qs, qt) : NULL;
     char *insert =
         names ? util_asprintf("INSERT INTO %s (%s) FORMAT TabSeparated", a->side, names) : NULL;
     free(cols);
     free(names);
     free(qs);
     free(qt);
-    free(where);
-    if (!copy || !insert) {
-        free(copy);
-        free(insert);
+    if (!select || !insert || !filter_ok) {
         fail(a, "out of memory");
-        return;
+    } else {
+        a->inserts_left = a->nstreams;
+        for (int i = 0; i < a->nstreams && !a->failing; i++)
+            start_one(&a->streams[i], select, filter, insert);
     }
-    log_debug("run=%s table=%s copy=%s", a->env->run_id, a->table->name, log_quote(copy));
-    a->refs++;
-    a->req = ch_insert(a->env->ch, insert, on_insert_read, on_insert_done, a);
+    free(select);
     free(insert);
-    if (!a->req) {
-        a->refs--;
-        free(copy);
-        fail(a, "out of memory");
-        return;
-    }
-    if (pg_conn_copy_out(a->pg, copy, on_copy_data, on_copy_done, a) != 0)
-        fail(a, "PostgreSQL: %s", pg_conn_error(a->pg));
-    free(copy);
+    free(filter);
+}
+
+/* The side table is created (and the watermark read): stream when the connections are in. */
+static void start_stream(attempt_t *a)
+{
+    a->side_ready = true;
+    start_streams(a);
 }
 
 /* ---- publish ----------------------------------------------------------------------- */
@@ -732,6 +847,277 @@ bad:
     return NULL;
 }
 
+/* ---- planning the streams ---------------------------------------------------------- */
+
+/* "BEGIN ... SET TRANSACTION SNAPSHOT '...'": every connection reads the run's snapshot. */
+static char *begin_sql(const attempt_t *a)
+{
+    if (!a->env->snapshot[0])
+        return strdup("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    char *lit = typemap_pg_literal(a->env->snapshot);
+    char *sql = lit ? util_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                                    "SET TRANSACTION SNAPSHOT %s",
+                                    lit)
+                    : NULL;
+    free(lit);
+    return sql;
+}
+
+/* n streams; the first takes the attempt's connection. Each gets an equal share of
+ * run.queue_bytes (at least 64 KiB), so a table's memory does not grow with its streams. */
+static bool make_streams(attempt_t *a, int n)
+{
+    a->streams = calloc((size_t)n, sizeof *a->streams);
+    if (!a->streams)
+        return false;
+    a->nstreams = n;
+    for (int i = 0; i < n; i++) {
+        a->streams[i].a = a;
+        a->streams[i].no = i + 1;
+    }
+    a->streams[0].pg = a->pg;
+    a->streams[0].joined = true;
+    a->pg = NULL;
+    size_t cap = (size_t)a->env->cfg->run.queue_bytes / (size_t)n;
+    a->cap = cap < 65536 ? 65536 : cap;
+    return true;
+}
+
+static void prepare_side(attempt_t *a);
+
+static void one_stream(attempt_t *a)
+{
+    if (!make_streams(a, 1)) {
+        fail(a, "out of memory");
+        return;
+    }
+    prepare_side(a);
+}
+
+/* Logs why a load runs as one stream: at info when the config asked for more. */
+static void no_split(attempt_t *a, const char *why)
+{
+    if (a->table->split > 1)
+        log_info("run=%s table=%s event=no_split split=%lld reason=%s", a->env->run_id,
+                 a->table->name, (long long)a->table->split, log_quote(why));
+    else
+        log_debug("run=%s table=%s event=no_split split=auto reason=%s", a->env->run_id,
+                  a->table->name, log_quote(why));
+    one_stream(a);
+}
+
+/* The column a load may be split on: the configured key when it is one column, else a
+ * one-column primary key, and only an integer one. NULL with the reason otherwise. */
+static const column_t *split_key(const attempt_t *a, const char **why)
+{
+    const config_table_t *t = a->table;
+    const column_t *k = NULL;
+    if (t->nkey > 1) {
+        *why = "the configured key has several columns";
+        return NULL;
+    }
+    if (t->nkey == 1) {
+        k = find_col(a, t->key[0]);
+    } else {
+        int npk = 0;
+        for (size_t i = 0; i < a->ncols; i++)
+            if (a->cols[i].pk_pos) {
+                npk++;
+                k = &a->cols[i];
+            }
+        if (npk > 1) {
+            *why = "the primary key has several columns";
+            return NULL;
+        }
+    }
+    if (!k) {
+        *why = "no primary key and no configured key";
+        return NULL;
+    }
+    if (!k->integer) {
+        *why = "the key is not an integer column (int2, int4 or int8)";
+        return NULL;
+    }
+    return k;
+}
+
+static void on_stream_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    (void)pg, (void)res;
+    stream_t *s = ud;
+    attempt_t *a = s->a;
+    if (err) {
+        fail(a, "PostgreSQL: cannot join the run's snapshot: %s (stream %d of %d)", err, s->no,
+             a->nstreams);
+        return;
+    }
+    s->joined = true;
+    a->joining--;
+    start_streams(a);
+}
+
+static void on_stream_connected(pg_conn_t *pg, void *ud, const char *err)
+{
+    stream_t *s = ud;
+    attempt_t *a = s->a;
+    if (err) {
+        fail(a, "PostgreSQL connection failed: %s (stream %d of %d)", err, s->no, a->nstreams);
+        return;
+    }
+    char *sql = begin_sql(a);
+    if (!sql || pg_conn_query(pg, sql, on_stream_begin, s) != 0)
+        fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
+    free(sql);
+}
+
+/* Opens the connections of streams 2..n; they join the snapshot while ClickHouse prepares
+ * the side table. */
+static void open_streams(attempt_t *a)
+{
+    const char *keys[16], *values[16];
+    char port[16], timeout[16];
+    load_pg_params(a->env->cfg, keys, values, port, timeout);
+    for (int i = 1; i < a->nstreams && !a->failing; i++) {
+        stream_t *s = &a->streams[i];
+        s->pg = pg_conn_new(a->env->loop);
+        if (!s->pg) {
+            fail(a, "out of memory");
+            return;
+        }
+        a->refs++; /* held by the open connection */
+        a->joining++;
+        if (pg_conn_connect(s->pg, keys, values, a->env->cfg->source.connect_timeout,
+                            on_stream_connected, s) != 0)
+            fail(a, "PostgreSQL: %s", pg_conn_error(s->pg));
+    }
+}
+
+/* Cuts [lo, hi] into n ranges of equal width: stream i gets k >= b(i) AND k < b(i+1) with
+ * b(i) = lo + floor(i * (hi - lo + 1) / n); the first range is open below and the last
+ * above, so the ranges cover every row whatever the bounds. No overflow over all of int8. */
+static bool set_ranges(attempt_t *a, const column_t *k, int64_t lo, int64_t hi)
+{
+    int n = a->nstreams;
+    uint64_t d = (uint64_t)hi - (uint64_t)lo; /* width - 1 */
+    uint64_t q = d / (uint64_t)n, r = d % (uint64_t)n + 1;
+    if (r == (uint64_t)n) {
+        q++;
+        r = 0;
+    }
+    char *qk = typemap_pg_ident(k->name);
+    if (!qk)
+        return false;
+    long long b[MAX_STREAMS + 1];
+    for (int i = 1; i < n; i++)
+        b[i] = (long long)((uint64_t)lo + (uint64_t)i * q + (uint64_t)i * r / (uint64_t)n);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        stream_t *s = &a->streams[i];
+        if (i == 0)
+            s->range = util_asprintf("%s < %lld", qk, b[1]);
+        else if (i == n - 1)
+            s->range = util_asprintf("%s >= %lld", qk, b[i]);
+        else
+            s->range = util_asprintf("%s >= %lld AND %s < %lld", qk, b[i], qk, b[i + 1]);
+        ok = s->range != NULL;
+    }
+    free(qk);
+    return ok;
+}
+
+static void on_bounds(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    (void)pg;
+    attempt_t *a = ud;
+    if (err) {
+        fail(a, "PostgreSQL: reading the key range of %s.%s failed: %s", a->table->schema,
+             a->table->name, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) {
+        no_split(a, "the table is empty");
+        return;
+    }
+    const column_t *k = a->split_col;
+    int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    uint64_t d = (uint64_t)hi - (uint64_t)lo;
+    /* rows: the planner's estimate, else (never analysed) the width of the key range */
+    int64_t est = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (est < 0)
+        est = d >= (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d + 1;
+    int64_t n = a->table->split;
+    if (n == 0) {
+        n = est / a->env->cfg->run.split_rows;
+        if (n > AUTO_MAX_STREAMS)
+            n = AUTO_MAX_STREAMS;
+    }
+    if (n > 1 && (uint64_t)(n - 1) > d)
+        n = (int64_t)d + 1; /* no more ranges than key values */
+    if (n < 2) {
+        char why[128];
+        if (a->table->split == 0)
+            snprintf(why, sizeof why, "about %lld rows, below 2 x run.split_rows", (long long)est);
+        else
+            snprintf(why, sizeof why, "the key has one value");
+        no_split(a, why);
+        return;
+    }
+    if (!make_streams(a, (int)n) || !set_ranges(a, k, lo, hi)) {
+        fail(a, "out of memory");
+        return;
+    }
+    log_info("run=%s table=%s event=split key=%s streams=%d min=%lld max=%lld "
+             "estimated_rows=%lld queue_bytes=%zu",
+             a->env->run_id, a->table->name, k->name, a->nstreams, (long long)lo, (long long)hi,
+             (long long)est, a->cap);
+    open_streams(a);
+    if (!a->failing)
+        prepare_side(a);
+}
+
+/* One stream, or a split: then the key's bounds come first, read in the snapshot on the
+ * first connection. */
+static void plan_streams(attempt_t *a)
+{
+    if (a->table->split == 1) {
+        one_stream(a);
+        return;
+    }
+    const char *why = NULL;
+    const column_t *k = split_key(a, &why);
+    if (!k) {
+        no_split(a, why);
+        return;
+    }
+    if (!a->env->snapshot[0]) {
+        no_split(a, "no exported snapshot to share between connections");
+        return;
+    }
+    if (a->table->split == 0 && a->incremental) {
+        no_split(a, "auto does not split incremental runs");
+        return;
+    }
+    a->split_col = k;
+    char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
+    char *qk = typemap_pg_ident(k->name);
+    char *name = (qs && qt) ? util_asprintf("%s.%s", qs, qt) : NULL;
+    char *rel = name ? typemap_pg_literal(name) : NULL;
+    char *sql = (rel && qk) ? util_asprintf("SELECT min(%s)::int8, max(%s)::int8, (SELECT "
+                                            "reltuples::int8 FROM pg_class WHERE oid = "
+                                            "%s::regclass AND reltuples >= 0) FROM %s",
+                                            qk, qk, rel, name)
+                            : NULL;
+    free(qs);
+    free(qt);
+    free(qk);
+    free(name);
+    free(rel);
+    if (!sql || pg_conn_query(a->pg, sql, on_bounds, a) != 0)
+        fail(a, "PostgreSQL: %s", sql ? pg_conn_error(a->pg) : "out of memory");
+    free(sql);
+}
+
 static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
 {
     (void)pg;
@@ -773,6 +1159,8 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
         }
         a->ncols++;
         c->pk_pos = PQgetisnull(res, i, 7) ? 0 : atoi(PQgetvalue(res, i, 7));
+        c->integer = !strcmp(tc.typname, "int2") || !strcmp(tc.typname, "int4") ||
+                     !strcmp(tc.typname, "int8");
         if (!typemap_column(&tc, a->table->name, &a->env->caps, &c->map, msg, sizeof msg)) {
             fail(a, "%s", msg);
             return;
@@ -789,6 +1177,12 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
         fail(a, "%s", msg);
         return;
     }
+    plan_streams(a);
+}
+
+/* Is there a target already? Then drop a leftover side table and create it afresh. */
+static void prepare_side(attempt_t *a)
+{
     char *lit = ch_quote_string(a->table->target),
          *db = ch_quote_string(a->env->cfg->warehouse.raw_database);
     char *sql = (lit && db) ? util_asprintf("SELECT count() FROM system.tables WHERE database = %s "
@@ -858,17 +1252,7 @@ static void on_connected(pg_conn_t *pg, void *ud, const char *err)
         fail(a, "PostgreSQL connection failed: %s", err);
         return;
     }
-    char *sql;
-    if (a->env->snapshot[0]) {
-        char *lit = typemap_pg_literal(a->env->snapshot);
-        sql = lit ? util_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                                  "SET TRANSACTION SNAPSHOT %s",
-                                  lit)
-                  : NULL;
-        free(lit);
-    } else {
-        sql = strdup("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    }
+    char *sql = begin_sql(a);
     if (!sql || pg_conn_query(pg, sql, on_begin, a) != 0)
         fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
     free(sql);

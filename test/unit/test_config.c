@@ -643,6 +643,45 @@ static void test_error_duration_size(void **state)
     config_free(&cfg);
 }
 
+/* split: 1..16 or auto (0), default 1; run.split_rows bounded; both printed back. */
+static void test_split(void **state)
+{
+    (void)state;
+    config_t cfg;
+    load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE
+            "tables:\n  - a\n  - name: b\n    split: 4\n  - name: c\n    split: auto\n"
+            "  - name: d\n    split: 16\n  - name: e\n    split: ${ELTD_UT_A:-2}\n"
+            "run:\n  split_rows: 250000\n");
+    assert_int_equal(cfg.tables[0].split, 1);
+    assert_int_equal(cfg.tables[1].split, 4);
+    assert_int_equal(cfg.tables[2].split, 0);
+    assert_int_equal(cfg.tables[3].split, 16);
+    assert_int_equal(cfg.tables[4].split, 2);
+    assert_int_equal(cfg.run.split_rows, 250000);
+    char *out = print_to_string(&cfg);
+    assert_non_null(strstr(out, "  - name: b\n    schema: \"public\"\n"));
+    assert_non_null(strstr(out, "    split: 4\n"));
+    assert_non_null(strstr(out, "    split: auto\n"));
+    assert_non_null(strstr(out, "\n  split_rows: 250000\n"));
+    free(out);
+    config_free(&cfg);
+    load_ok(&cfg, BASE);
+    assert_int_equal(cfg.tables[0].split, 1);
+    assert_int_equal(cfg.run.split_rows, 1000000);
+    config_free(&cfg);
+
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split: 0\n",
+                 "t.yaml:8:12: ", "split: 0 is out of range 1..16");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split: 17\n",
+                 "t.yaml:8:12: ", "split: 17 is out of range 1..16");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split: many\n",
+                 "t.yaml:8:12: ", "split: expected auto or an integer, got 'many'");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split: 2x\n",
+                 "t.yaml:8:12: ", "got '2x'");
+    expect_error(BASE "run:\n  split_rows: 10\n",
+                 "t.yaml:9:15: ", "split_rows: 10 is out of range 1000..1000000000000");
+}
+
 static void test_error_tables(void **state)
 {
     (void)state;
@@ -800,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup(test_error_duplicate_key, clear_env),
         cmocka_unit_test_setup(test_error_validate, clear_env),
         cmocka_unit_test_setup(test_load_file_errors, clear_env),
+        cmocka_unit_test_setup(test_split, clear_env),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_size),
     };
