@@ -37,9 +37,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# servers.sh start-postgres refuses while the TIME_WAIT sockets that an immediate stop
-# leaves on PostgreSQL's port are there (its bind probe has no SO_REUSEADDR, PostgreSQL's own
-# bind has); then start it with pg_ctl directly and let servers.sh rewrite env.sh.
+# An immediate stop leaves TIME_WAIT sockets on PostgreSQL's port; a servers.sh whose bind
+# probe lacks SO_REUSEADDR (before its fix) refuses to start it then. Fall back to pg_ctl
+# directly and let servers.sh rewrite env.sh.
 pg_start_again() {
   bash "$SERVERS" start-postgres "$ELTD_TEST_DIR" 2>/dev/null && return 0
   echo "# servers.sh start-postgres refused (TIME_WAIT on $PGPORT); pg_ctl start"
