@@ -80,7 +80,7 @@ static const field_t table_fields[] = {
     {"key", F_STRLIST, TOFF(key), NULL, NOB, NULL, true, "key columns (default: primary key)"},
     {"casts", F_CASTS, TOFF(casts), NULL, NOB, NULL, true, "column: ClickHouse type"},
     {"split", F_SPLIT, TOFF(split), "1", 1, 16, NULL, false,
-     "COPY streams over ranges of an integer key (auto: run.split_rows)"},
+     "COPY streams over ranges of an integer key; auto: one per run.split_rows rows, at most 4"},
     {0},
 };
 
@@ -109,7 +109,7 @@ static const field_t run_fields[] = {
     {"queue_bytes", F_SIZE, OFF(run.queue_bytes), "1MiB", 65536, 1073741824.0, NULL, false,
      "back-pressure cap per table load (its streams share it)"},
     {"split_rows", F_INT, OFF(run.split_rows), "1000000", 1000, 1e12, NULL, false,
-     "split: auto runs one stream per this many rows (at most 4)"},
+     "rows per COPY stream for split: auto (a table splits from twice this)"},
     {"shutdown_grace", F_DURATION, OFF(run.shutdown_grace), "30s", 0, 86400, NULL, false,
      "time a run may finish in after SIGTERM"},
     {0},

@@ -651,12 +651,14 @@ static void test_split(void **state)
     load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE
             "tables:\n  - a\n  - name: b\n    split: 4\n  - name: c\n    split: auto\n"
             "  - name: d\n    split: 16\n  - name: e\n    split: ${ELTD_UT_A:-2}\n"
+            "  - name: f\n    split: 1\n"
             "run:\n  split_rows: 250000\n");
     assert_int_equal(cfg.tables[0].split, 1);
     assert_int_equal(cfg.tables[1].split, 4);
     assert_int_equal(cfg.tables[2].split, 0);
     assert_int_equal(cfg.tables[3].split, 16);
     assert_int_equal(cfg.tables[4].split, 2);
+    assert_int_equal(cfg.tables[5].split, 1);
     assert_int_equal(cfg.run.split_rows, 250000);
     char *out = print_to_string(&cfg);
     assert_non_null(strstr(out, "  - name: b\n    schema: \"public\"\n"));
