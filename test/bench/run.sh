@@ -13,7 +13,9 @@
 #               ELTD_TEST_ENV=that/env.sh skips the data generation when it already matches
 #   --eltd      the binary (default: build-bench/eltd, configured Release and built if missing)
 #   --out       also write the Markdown report to FILE
-#   --queue-bytes SIZE   eltd's run.queue_bytes (default: eltd's own default, 4MiB)
+#   --queue-bytes SIZE   eltd's run.queue_bytes (default: eltd's own default, 1MiB)
+#   --split "N ..."  also load order_items alone with `split: N` for each N (e.g. "1 2 4"),
+#               interleaved in every round as eltd-sN: N key-range COPY streams and inserts
 #
 # Servers: test/servers.sh starts PostgreSQL 15 + ClickHouse in a temporary directory, or
 # ELTD_TEST_ENV=DIR/env.sh points at running ones (their public.{customers,products,orders,
@@ -38,7 +40,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SCALE=default ROUNDS=3 KEEP=0 ELTD="" OUT="" PYTHON=1 QUEUE=""
+SCALE=default ROUNDS=3 KEEP=0 ELTD="" OUT="" PYTHON=1 QUEUE="" SPLITS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --no-python) PYTHON=0; shift ;;
     --queue-bytes) QUEUE=$2; shift 2 ;;
+    --split) SPLITS=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -60,6 +63,9 @@ case "$SCALE" in
 esac
 IPO=3
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds N (N >= 1)" >&2; exit 2; }
+for n in $SPLITS; do
+  [[ "$n" =~ ^([1-9]|1[0-6])$ ]] || { echo "run.sh: --split \"N ...\" with N in 1..16" >&2; exit 2; }
+done
 
 die() { echo "run.sh: FAIL: $*" >&2; exit 1; }
 log() { echo "run.sh: $*" >&2; }
@@ -179,13 +185,20 @@ mkcfg "$CFG" "  - customers
   - order_items
   - name: orders
     mode: full"
+# The unsplit COPY statement for the pipe and Python comes from a one-stream warm-up.
+mkcfg "$WORK/warm.yaml" "  - name: order_items
+    split: 1"
+for n in $SPLITS; do
+  mkcfg "$WORK/split-$n.yaml" "  - name: order_items
+    split: $n"
+done
 
 ch "CREATE DATABASE IF NOT EXISTS bench" >/dev/null
 ch "CREATE DATABASE IF NOT EXISTS bench_raw" >/dev/null
 
 # eltd once (debug log) for warm caches, the table's ClickHouse structure and its exact COPY.
 log "warm-up eltd run"
-ELTD_LOG_LEVEL=debug "$ELTD" run -c "$CFG" -s order_items >"$WORK/warm.log" 2>&1 ||
+ELTD_LOG_LEVEL=debug "$ELTD" run -c "$WORK/warm.yaml" -s order_items >"$WORK/warm.log" 2>&1 ||
   { tail -20 "$WORK/warm.log" >&2; die "eltd warm-up run failed"; }
 COPY_SQL=$(sed -n 's/.* table=order_items copy="\(.*\)"$/\1/p' "$WORK/warm.log" | head -1 | sed 's/\\"/"/g')
 case "$COPY_SQL" in "COPY (SELECT "*") TO STDOUT") ;; *) die "no COPY statement in eltd's debug log" ;; esac
@@ -279,6 +292,11 @@ for r in $(seq 1 "$ROUNDS"); do
   run_eltd eltd-1 "$r" "$CFG" order_items public
   [ $PYTHON = 1 ] && run_python "$r"
   run_eltd eltd-4 "$r" "$CFG" customers,products,orders,order_items public
+  for n in $SPLITS; do
+    run_eltd "eltd-s$n" "$r" "$WORK/split-$n.yaml" order_items public
+    grep -q "task=load:order_items attempt=1 event=loaded.* streams=$n\$" "$WORK/eltd.log" ||
+      die "eltd-s$n: the load did not run $n streams"
+  done
 done
 
 # ---------------------------------------------------------------- flat memory
@@ -354,7 +372,7 @@ RSS_SAMPLES=$(sort -n "$WORK/rss.samples" | awk '{a[NR]=$1} END{if(NR) printf "%
 
 # ---------------------------------------------------------------- report
 REPORT=$WORK/report.md
-"$PY" - "$RES" "$SCALE" "$ROUNDS" "$N" "$BURSTS" "$RSS_SAMPLES" "${QUEUE:-default (4MiB)}" >"$REPORT" <<'EOF'
+"$PY" - "$RES" "$SCALE" "$ROUNDS" "$N" "$BURSTS" "$RSS_SAMPLES" "${QUEUE:-default (1MiB)}" >"$REPORT" <<'EOF'
 import sys, statistics
 res, scale, rounds, n, bursts, samples, queue = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 runs = {}
@@ -371,7 +389,9 @@ print(f"Scale **{scale}**: order_items = {n:,} rows; {rounds} interleaved rounds
       f"eltd queue_bytes: {queue}.\n")
 print("| run | rows | wall s | rows/s | MB/s | client peak RSS MiB | client CPU s |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for m in ["source", "pipe", "python", "eltd-1", "eltd-4"]:
+splits = sorted((int(m[6:]) for m in runs if m.startswith("eltd-s")))
+for k in splits: labels[f"eltd-s{k}"] = f"e. eltd, order_items, split: {k}"
+for m in ["source", "pipe", "python", "eltd-1", "eltd-4"] + [f"eltd-s{k}" for k in splits]:
     if m not in runs: continue
     v = runs[m]
     walls = [x[0] for x in v]; rows = v[0][3]; byts = v[0][4]
@@ -381,6 +401,12 @@ def mw(m): return med([x[0] for x in runs[m]])
 print()
 if "pipe" in runs: print(f"- eltd/pipe wall ratio: **{mw('eltd-1') / mw('pipe'):.2f}** (target ≤ 1.0)")
 if "python" in runs: print(f"- python/eltd wall ratio: **{mw('python') / mw('eltd-1'):.1f}×** (target ≥ 7)")
+for k in splits:
+    m = f"eltd-s{k}"
+    line = f"- split: {k}: eltd/pipe **{mw(m) / mw('pipe'):.2f}**" if "pipe" in runs else f"- split: {k}:"
+    if "python" in runs: line += f", python/eltd **{mw('python') / mw(m):.1f}×**"
+    if "source" in runs: line += f", eltd/source **{mw(m) / mw('source'):.2f}**"
+    print(line + f"; peak RSS {med([x[2] for x in runs[m]]) / 1024:.1f} MiB, CPU {med([x[1] for x in runs[m]]):.2f} s")
 e = runs["eltd-1"]
 print(f"- eltd peak RSS: **{med([x[2] for x in e]) / 1024:.1f} MiB** (target < 16); "
       f"CPU per 3M rows: **{med([x[1] for x in e]) * 3e6 / n:.2f} s** (target < 0.15)")
