@@ -610,21 +610,26 @@ static void publish(attempt_t *a)
         sql = util_asprintf("RENAME TABLE %s TO %s", a->side, a->target);
         next = after_drop_old;
         how = "rename";
-    } else if (!a->same_structure) {
-        /* Structure changed: the one case that needs a rename pair (not atomic on servers
-         * without EXCHANGE TABLES; the window is one statement). */
-        sql =
-            util_asprintf("RENAME TABLE %s TO %s, %s TO %s", a->target, a->old, a->side, a->target);
-        next = after_rename_swap;
-        how = "rename_pair_structure_changed";
-    } else if (a->incremental && a->watermark) {
+    } else if (a->incremental && a->watermark && a->same_structure) {
+        /* New and changed rows join the target; ReplacingMergeTree keeps the newest. */
         sql = util_asprintf("ALTER TABLE %s ATTACH PARTITION tuple() FROM %s", a->target, a->side);
         next = after_publish;
         how = "attach_partition";
-    } else {
-        sql = util_asprintf("ALTER TABLE %s REPLACE PARTITION tuple() FROM %s", a->target, a->side);
+    } else if (a->env->raw_atomic) {
+        /* One atomic metadata swap; the side table then holds the old rows and is dropped. */
+        sql = util_asprintf("EXCHANGE TABLES %s AND %s", a->side, a->target);
         next = after_publish;
-        how = "replace_partition";
+        how = "exchange_tables";
+    } else {
+        /* Servers without Atomic databases (18.16): a rename pair. Not REPLACE PARTITION:
+         * there the replaced part stays on disk, inactive, for old_parts_lifetime, and a
+         * server killed in that window loads it again next to the new one (rows doubled,
+         * seen in load_atomic). The rename pair is crash-safe: a leftover __eltd_old whose
+         * target is missing is renamed back by the next run's setup step. */
+        sql =
+            util_asprintf("RENAME TABLE %s TO %s, %s TO %s", a->target, a->old, a->side, a->target);
+        next = after_rename_swap;
+        how = a->same_structure ? "rename_pair" : "rename_pair_structure_changed";
     }
     if (!sql) {
         fail(a, "out of memory");

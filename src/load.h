@@ -15,6 +15,7 @@ typedef struct load_env {
     uv_loop_t *loop;
     ch_client_t *ch;
     typemap_caps_t caps;  /* of the ClickHouse server, set by the setup task */
+    bool raw_atomic;      /* the raw database is Atomic: EXCHANGE TABLES publishes */
     char snapshot[128];   /* exported PostgreSQL snapshot, "" = none */
     char run_id[32];
     bool full_refresh;    /* incremental tables reload fully this run */

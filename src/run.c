@@ -52,10 +52,13 @@ static void on_setup_step(ch_request_t *req, void *ud, long status, const char *
     }
     if (s->step == 3) {
         char version[64];
-        snprintf(version, sizeof version, "%.*s", (int)strcspn(body, "\n"), body);
+        snprintf(version, sizeof version, "%.*s", (int)strcspn(body, "\t\n"), body);
         typemap_caps_for_version(&s->run->env.caps, version);
-        log_info("run=%lld event=clickhouse_version version=%s datetime64=%d",
-                 (long long)s->run->id, version, s->run->env.caps.datetime64);
+        const char *engine = strchr(body, '\t');
+        s->run->env.raw_atomic = engine && !strncmp(engine + 1, "Atomic", 6);
+        log_info("run=%lld event=clickhouse_version version=%s datetime64=%d raw_atomic=%d",
+                 (long long)s->run->id, version, s->run->env.caps.datetime64,
+                 s->run->env.raw_atomic);
     } else if (s->step == 4) {
         free(s->leftovers);
         s->leftovers = strdup(body ? body : "");
@@ -171,7 +174,14 @@ static void setup_next(setup_task_t *s)
             sprintf(sql, "CREATE DATABASE IF NOT EXISTS %s", q);
         free(q);
     } else if (s->step == 3) {
-        sql = strdup("SELECT version()");
+        /* The version decides the type map; the raw database's engine decides how a full
+         * refresh is published (EXCHANGE TABLES needs an Atomic database). */
+        char *lit = ch_quote_string(cfg->warehouse.raw_database);
+        sql = lit ? util_asprintf("SELECT version(), (SELECT any(engine) FROM system.databases "
+                                  "WHERE name = %s)",
+                                  lit)
+                  : NULL;
+        free(lit);
     } else if (s->step == 4) {
         sql = leftovers_list_sql(cfg); /* issue 8 point 4, see above */
     } else {

@@ -85,7 +85,7 @@ check_contains "log shows the checked row count at publish" \
 
 # Running twice never duplicates (and publishes over the live table in one step).
 normal_run "second run"
-check_contains "second run publishes by REPLACE PARTITION" "method=replace_partition rows=$ROWS" \
+check_contains "second run publishes by a swap" "method=rename_pair rows=$ROWS" \
   "$LAST_OUT"
 check_eq "second run leaves the same table" "$PREV" "$(ch_state)"
 

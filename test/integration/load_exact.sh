@@ -141,7 +141,7 @@ check_contains "timestamps are DateTime('UTC') or DateTime64(6, 'UTC')" "'UTC')"
 
 eltd_run '[{name: exact_types}]'
 check_eq "second run exits 0" "0" "$RC"
-check_contains "second run publishes by REPLACE PARTITION" "method=replace_partition" "$OUT"
+check_contains "second run publishes by a swap" "method=rename_pair" "$OUT"
 check_fp_equal exact_types "second run: still equal, no duplicates"
 
 # ---- control: the oracle sees a single changed value -------------------------------------

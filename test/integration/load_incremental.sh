@@ -90,7 +90,7 @@ check_equal_to_pg "unchanged run"
 # --full-refresh: everything again, published over the target in one step, engine kept.
 run_eltd "full refresh" --full-refresh
 check_eq "full refresh copies every row" "$(pg "SELECT count(*) FROM $S.items")" "$(loaded_rows)"
-check_contains "full refresh replaces the partition" "method=replace_partition" "$OUT"
+check_contains "full refresh swaps the table" "method=rename_pair" "$OUT"
 check_eq "full refresh leaves no duplicate even without FINAL" \
   "$(pg "SELECT count(*) FROM $S.items")" "$(ch "SELECT count() FROM $DB.items")"
 check_contains "full refresh keeps ReplacingMergeTree" "ENGINE = ReplacingMergeTree(updated_at)" \

@@ -91,11 +91,11 @@ check_eq "sch_nokey content" \
   "$(pg "SELECT coalesce(a::text, 'N') || b FROM $S.sch_nokey" | LC_ALL=C sort | tr '\n' ' ')" \
   "$(ch "SELECT ifNull(toString(a), 'N') || b FROM $DB.sch_nokey" | LC_ALL=C sort | tr '\n' ' ')"
 
-# ---- no change: REPLACE PARTITION, never duplicates --------------------------------------
+# ---- no change: a swap, never duplicates --------------------------------------
 for round in 2 3; do
   eltd_run "unchanged run $round"
-  check_eq "run $round: every table publishes by REPLACE PARTITION" "3" \
-    "$(printf '%s\n' "$OUT" | grep -c 'event=publish method=replace_partition')"
+  check_eq "run $round: every table publishes by a swap" "3" \
+    "$(printf '%s\n' "$OUT" | grep -c 'event=publish method=\(rename_pair\|exchange_tables\) ')"
   check_eq "run $round: no structure change logged" "0" \
     "$(printf '%s\n' "$OUT" | grep -c 'event=structure_changed' || true)"
   check_eq "run $round: sch_orders rows, distinct keys" "500 500" \

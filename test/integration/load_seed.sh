@@ -23,5 +23,5 @@ for round in 1 2; do
 done
 check_eq "no side tables left" "0" \
   "$(ch "SELECT count() FROM system.tables WHERE database = 'raw_seed' AND name LIKE '%__eltd_%'")"
-check_contains "second run publishes by REPLACE PARTITION" "method=replace_partition" "$out"
+check_contains "second run publishes by a swap" "method=rename_pair" "$out"
 ch "DROP DATABASE IF EXISTS raw_seed" >/dev/null
