@@ -946,12 +946,25 @@ static const column_t *split_key(const attempt_t *a, const char **why)
     return k;
 }
 
+/* The exporting transaction died with its connection (PostgreSQL restarted, say): no
+ * attempt can join it again. Forget it so retries read a snapshot of their own rather than
+ * fail until the run gives up; the log says the run's tables may now differ in time. */
+static void forget_lost_snapshot(attempt_t *a, const char *err)
+{
+    if (!a->env->snapshot[0] || !strstr(err, "invalid snapshot identifier"))
+        return;
+    log_warn("run=%s table=%s event=snapshot_lost snapshot=%s action=retries_use_own_snapshot",
+             a->env->run_id, a->table->name, a->env->snapshot);
+    a->env->snapshot[0] = '\0';
+}
+
 static void on_stream_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
 {
     (void)pg, (void)res;
     stream_t *s = ud;
     attempt_t *a = s->a;
     if (err) {
+        forget_lost_snapshot(a, err);
         fail(a, "PostgreSQL: cannot join the run's snapshot: %s (stream %d of %d)", err, s->no,
              a->nstreams);
         return;
@@ -1209,6 +1222,7 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
     (void)res;
     attempt_t *a = ud;
     if (err) {
+        forget_lost_snapshot(a, err);
         fail(a, "PostgreSQL: cannot join the run's snapshot: %s", err);
         return;
     }
