@@ -18,6 +18,13 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/serve.sh"
 trap 'rc=$?; set +e; (exit $rc); serve_cleanup; finish' EXIT
 
+if sanitized; then
+  # libfaketime's clock_gettime wrapper recurses inside ASan's start-up; the gcc pass runs
+  # this test.
+  skip "clock jumps need libfaketime, which cannot preload into a sanitizer build"
+  exit 0
+fi
+
 LIBFT=
 for f in /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 /usr/lib/*/faketime/libfaketime.so.1; do
   [ -e "$f" ] && { LIBFT=$f; break; }

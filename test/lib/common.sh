@@ -26,6 +26,10 @@ ch() {
 pg() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
 pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+skip() { echo "ok - # SKIP $*"; }
+# True in CI's sanitizer pass: memory figures there measure ASan's shadow, not eltd, and
+# ptrace or LD_PRELOAD tricks collide with the sanitizer runtime.
+sanitized() { [ -n "${ELTD_SANITIZER_LOGS:-}" ]; }
 fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
 # check_eq WHAT EXPECTED ACTUAL
 check_eq() {
