@@ -427,19 +427,31 @@ static void get_status(api_t *a, http_exchange_t *ex, const http_request_t *req,
     respond_json(a, ex, 200, o);
 }
 
+/* Rendering reads /proc (CPU, memory, and a listing of every open fd: ~150 us with 200
+ * clients connected, ten times a /status answer). Scrapes that arrive in the same loop pass
+ * (same uv_now millisecond; a pass under wrk -c200 answers up to 200 requests) share one
+ * rendering: they are concurrent, so one snapshot is as true for each. A scrape in any
+ * later pass renders afresh, so sequential scrapes never see stale values. */
 static void get_metrics(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
 {
     (void)req, (void)id;
     /* Counted before rendering, so a scrape sees its own request. */
     count(a, 200);
-    char *text;
-    size_t len;
-    if (!metrics_render(a->svc->metrics, &text, &len)) {
-        respond_error(a, ex, 500, "cannot render the metrics");
-        return;
+    uint64_t now = uv_now(a->svc->loop);
+    if (!a->metrics_text || a->metrics_at != now) {
+        char *text;
+        size_t len;
+        if (!metrics_render(a->svc->metrics, &text, &len)) {
+            respond_error(a, ex, 500, "cannot render the metrics");
+            return;
+        }
+        free(a->metrics_text);
+        a->metrics_text = text;
+        a->metrics_len = len;
+        a->metrics_at = now;
     }
-    http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    free(text);
+    http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", a->metrics_text,
+                 a->metrics_len);
 }
 
 /* Reads an integer query parameter; false on a malformed value. */
@@ -853,4 +865,6 @@ void api_free(api_t *a)
     }
     free(a->token);
     a->token = NULL;
+    free(a->metrics_text);
+    a->metrics_text = NULL;
 }

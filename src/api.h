@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bodies nested deeper than this are refused before jansson sees them. */
 #define API_MAX_JSON_DEPTH 16
@@ -24,6 +25,9 @@ struct api {
     char *token;                  /* bearer token for POST, NULL = none (never logged) */
     metrics_family_t *http_total; /* eltd_http_requests_total{code} */
     ready_check_t *checks;        /* readiness probes in flight */
+    char *metrics_text;           /* last /metrics body, reused within one loop pass */
+    size_t metrics_len;           /* its length */
+    uint64_t metrics_at;          /* uv_now when it was rendered */
 };
 
 /* token may be NULL or "" for none. Registers eltd_http_requests_total in the service's
@@ -37,7 +41,7 @@ void api_handle(http_exchange_t *ex, const http_request_t *req, void *ud);
  * service shuts down. */
 void api_shutdown(api_t *a);
 
-/* Frees the token; after api_shutdown and once the loop has closed the probes. */
+/* Frees the token and the cached /metrics body; after api_shutdown and once the loop has closed the probes. */
 void api_free(api_t *a);
 
 /* Pure helpers, exposed for unit tests. */
