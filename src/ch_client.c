@@ -12,11 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* A response body larger than this is an error: eltd never reads result sets this big. */
 #define CH_BODY_MAX ((size_t)64 << 20)
 /* Bigger upload pieces cut the per-callback overhead of streaming inserts (curl >= 7.62). */
 #define CH_UPLOAD_BUFFER (256L * 1024)
+/* Body bytes one writable event may hand to curl. curl sends one upload buffer per
+ * curl_multi_socket_action; when HTTP clients keep every loop pass busy, one 256 KiB piece
+ * per pass throttled loads to a few MB/s (strace under wrk -c200: one 256 KiB write per
+ * pass). The socket filling up or the body running dry ends the burst earlier. */
+#define CH_WRITE_BUDGET ((uint64_t)4 << 20)
 
 #define CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -26,6 +32,7 @@ typedef struct ch_sock ch_sock_t;
 struct ch_sock {
     io_poll_t io;    /* watches curl's socket, io.fd */
     ch_client_t *c;  /* owner */
+    CURL *easy;      /* the transfer curl last named for this socket */
     bool closing;    /* io_poll_close called; curl no longer knows this context */
     ch_sock_t *prev; /* in c->socks */
     ch_sock_t *next;
@@ -46,6 +53,7 @@ struct ch_client {
     ch_sock_t *socks;   /* every live socket context */
     int open_handles;   /* handles not yet through their close callback */
     int in_curl;        /* depth of our calls into curl that may run its callbacks */
+    uint64_t body_read; /* insert body bytes curl took from read callbacks, ever */
     bool closing;
     void (*closed)(void *ud);
     void *closed_ud;
@@ -70,6 +78,8 @@ struct ch_request {
     bool read_aborted;   /* the read callback returned CH_READ_ABORT */
     bool read_bad;       /* the read callback returned more than it was offered */
     bool too_big;        /* the response passed CH_BODY_MAX */
+    bool sock_failed;    /* poll reported an error on this request's socket */
+    int sock_errno;      /* that socket's SO_ERROR then (e.g. ECONNRESET), 0 if none */
     char errbuf[CURL_ERROR_SIZE];
     ch_request_t *prev; /* in c->reqs */
     ch_request_t *next;
@@ -234,7 +244,7 @@ static void request_finish(ch_request_t *r, long status, const char *err)
 static void request_complete(ch_request_t *r, CURLcode rc)
 {
     long status = 0;
-    char msg[CURL_ERROR_SIZE + 64];
+    char msg[CURL_ERROR_SIZE + 192];
     const char *err = NULL;
     char *text = NULL;
 
@@ -277,6 +287,19 @@ static void request_complete(ch_request_t *r, CURLcode rc)
         err = "insert aborted by its read callback";
     } else if (r->read_bad) {
         err = "insert read callback returned more bytes than asked";
+    } else if (rc != CURLE_OK && r->sock_failed) {
+        /* curl only says "select/poll returned error" for a socket poll flagged: name the
+         * socket's own error, which is what happened to the connection. */
+        const char *curl_text = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+        if (r->sock_errno)
+            snprintf(msg, sizeof msg, "connection to ClickHouse failed: %s (errno %d); curl: %s",
+                     strerror(r->sock_errno), r->sock_errno, curl_text);
+        else
+            snprintf(msg, sizeof msg,
+                     "connection to ClickHouse reset or closed (poll reported a socket error); "
+                     "curl: %s",
+                     curl_text);
+        err = msg;
     } else if (rc != CURLE_OK) {
         snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
         err = msg;
@@ -367,6 +390,7 @@ static size_t on_curl_read(char *buf, size_t size, size_t nitems, void *p)
         r->read_bad = true;
         return CURL_READFUNC_ABORT;
     }
+    r->c->body_read += n;
     return n;
 }
 
@@ -398,22 +422,51 @@ static void on_sock_closed(io_poll_t *p)
     client_maybe_free(c);
 }
 
+/* Poll reported an error on s's socket (libuv's UV_EBADF for POLLERR): keep the socket's
+ * own error on the request using it, for its error text. Read before curl fails the
+ * transfer. */
+static void sock_note_error(ch_sock_t *s)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+        soerr = 0;
+    for (ch_request_t *r = s->c->reqs; r; r = r->next) {
+        if (r->easy != s->easy)
+            continue;
+        r->sock_failed = true;
+        r->sock_errno = soerr;
+    }
+}
+
 static void on_sock_event(io_poll_t *p, int status, int events)
 {
     ch_sock_t *s = CONTAINER_OF(p, ch_sock_t, io);
     ch_client_t *c = s->c;
     int flags = 0;
     int running;
-    if (status < 0)
+    if (status < 0) {
         flags = CURL_CSELECT_ERR;
-    else {
+        sock_note_error(s);
+    } else {
         if (events & UV_READABLE)
             flags |= CURL_CSELECT_IN;
         if (events & UV_WRITABLE)
             flags |= CURL_CSELECT_OUT;
     }
     c->in_curl++;
-    curl_multi_socket_action(c->multi, s->io.fd, flags, &running);
+    uint64_t start = c->body_read;
+    for (;;) {
+        uint64_t before = c->body_read;
+        curl_multi_socket_action(c->multi, s->io.fd, flags, &running);
+        /* Writable and curl took a body piece: offer it the socket again, until the body
+         * has nothing buffered, curl stops wanting to write, the socket is full (curl then
+         * takes no new piece) or the budget is spent. */
+        if (!(flags & CURL_CSELECT_OUT) || c->closing || s->closing ||
+            !(s->io.events & UV_WRITABLE) || c->body_read == before ||
+            c->body_read - start >= CH_WRITE_BUDGET)
+            break;
+    }
     c->in_curl--;
     check_done(c);
 }
@@ -426,7 +479,6 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 {
     ch_client_t *c = userp;
     ch_sock_t *s = socketp;
-    (void)easy;
     if (c->closing)
         return 0; /* every context is already closed; socketp may be stale */
     if (what == CURL_POLL_REMOVE) {
@@ -452,6 +504,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         c->open_handles++;
         curl_multi_assign(c->multi, fd, s);
     }
+    s->easy = easy;
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;

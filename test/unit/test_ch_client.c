@@ -438,6 +438,95 @@ static void test_connection_refused(void **state)
     env_close(&e);
 }
 
+/* A server on the test's loop that reads an insert body and resets the connection (RST)
+ * once it has 256 KiB of it. */
+typedef struct reset_srv {
+    uv_tcp_t listener;
+    uv_tcp_t conn;
+    bool accepted;
+    size_t got;
+    char buf[65536];
+} reset_srv_t;
+
+static void on_rs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    reset_srv_t *rs = h->data;
+    (void)suggested;
+    b->base = rs->buf;
+    b->len = sizeof rs->buf;
+}
+
+static void on_rs_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    reset_srv_t *rs = st->data;
+    (void)b;
+    if (uv_is_closing((uv_handle_t *)st))
+        return;
+    if (n < 0) {
+        uv_close((uv_handle_t *)st, on_timer_closed);
+        return;
+    }
+    rs->got += (size_t)n;
+    if (rs->got > 256 * 1024)
+        assert_int_equal(uv_tcp_close_reset(&rs->conn, on_timer_closed), 0);
+}
+
+static void on_rs_connection(uv_stream_t *l, int status)
+{
+    reset_srv_t *rs = l->data;
+    assert_int_equal(status, 0);
+    assert_false(rs->accepted);
+    assert_int_equal(uv_tcp_init(l->loop, &rs->conn), 0);
+    rs->conn.data = rs;
+    rs->accepted = true;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)&rs->conn), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&rs->conn, on_rs_alloc, on_rs_read), 0);
+}
+
+/* A connection reset in the middle of an insert body fails the insert with a message
+ * that says so (not curl's bare "select/poll returned error"). */
+static void test_reset_mid_body(void **state)
+{
+    (void)state;
+    reset_srv_t *rs = calloc(1, sizeof *rs);
+    assert_non_null(rs);
+    env_t e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(uv_loop_init(&e.loop), 0);
+    struct sockaddr_in a;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &a), 0);
+    assert_int_equal(uv_tcp_init(&e.loop, &rs->listener), 0);
+    rs->listener.data = rs;
+    assert_int_equal(uv_tcp_bind(&rs->listener, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&rs->listener, 4, on_rs_connection), 0);
+    int alen = sizeof a;
+    assert_int_equal(uv_tcp_getsockname(&rs->listener, (struct sockaddr *)&a, &alen), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    ch_client_opts_t o = {
+        .url = url, .user = "default", .password = "x", .connect_timeout = 5, .query_timeout = 30};
+    char err[256] = "";
+    e.c = ch_client_new(&e.loop, &o, err, sizeof err);
+    if (!e.c)
+        fail_msg("ch_client_new: %s", err);
+
+    gen_t g;
+    gen_init(&g, &e, 1, UINT64_MAX);
+    g.piece = 65536;
+    g.req = ch_insert(e.c, "INSERT INTO t FORMAT TabSeparated", gen_read, on_gen_done, &g);
+    assert_non_null(g.req);
+    run_until(&e, &g.res.calls, 1);
+    assert_non_null(g.res.err);
+    print_message("reset mid-body: %s (server read %zu bytes)\n", g.res.err, rs->got);
+    assert_true(rs->got > 256 * 1024);
+    assert_non_null(strstr(g.res.err, "reset"));
+    result_free(&g.res);
+    gen_close(&g);
+    uv_close((uv_handle_t *)&rs->listener, on_timer_closed);
+    env_close(&e);
+    free(rs);
+}
+
 static void test_query_timeout(void **state)
 {
     (void)state;
@@ -751,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_wrong_password),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_query_timeout),
+        cmocka_unit_test(test_reset_mid_body),
         cmocka_unit_test(test_streaming_insert),
         cmocka_unit_test(test_two_concurrent_inserts),
         cmocka_unit_test(test_insert_invalid_row),
