@@ -439,12 +439,30 @@ static void sock_note_error(ch_sock_t *s)
     }
 }
 
+/* curl_multi_socket_action on s; with CURL_CSELECT_OUT, repeated while curl takes body
+ * pieces, until the body has nothing buffered, curl stops wanting to write, the socket is
+ * full (curl then takes no new piece) or CH_WRITE_BUDGET bytes moved. The caller holds
+ * in_curl and runs check_done (or has the timer run it). */
+static void sock_action(ch_sock_t *s, int flags)
+{
+    ch_client_t *c = s->c;
+    int running;
+    uint64_t start = c->body_read;
+    for (;;) {
+        uint64_t before = c->body_read;
+        curl_multi_socket_action(c->multi, s->io.fd, flags, &running);
+        if (!(flags & CURL_CSELECT_OUT) || c->closing || s->closing ||
+            !(s->io.events & UV_WRITABLE) || c->body_read == before ||
+            c->body_read - start >= CH_WRITE_BUDGET)
+            break;
+    }
+}
+
 static void on_sock_event(io_poll_t *p, int status, int events)
 {
     ch_sock_t *s = CONTAINER_OF(p, ch_sock_t, io);
     ch_client_t *c = s->c;
     int flags = 0;
-    int running;
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
         sock_note_error(s);
@@ -455,18 +473,7 @@ static void on_sock_event(io_poll_t *p, int status, int events)
             flags |= CURL_CSELECT_OUT;
     }
     c->in_curl++;
-    uint64_t start = c->body_read;
-    for (;;) {
-        uint64_t before = c->body_read;
-        curl_multi_socket_action(c->multi, s->io.fd, flags, &running);
-        /* Writable and curl took a body piece: offer it the socket again, until the body
-         * has nothing buffered, curl stops wanting to write, the socket is full (curl then
-         * takes no new piece) or the budget is spent. */
-        if (!(flags & CURL_CSELECT_OUT) || c->closing || s->closing ||
-            !(s->io.events & UV_WRITABLE) || c->body_read == before ||
-            c->body_read - start >= CH_WRITE_BUDGET)
-            break;
-    }
+    sock_action(s, flags);
     c->in_curl--;
     check_done(c);
 }
@@ -806,10 +813,21 @@ void ch_request_resume(ch_request_t *r)
     }
     r->paused = false;
     /* curl may call the read callback right here, which may pause again; finished
-     * transfers are picked up by curl's timer (curl_easy_pause arms it), so no done
-     * callback runs inside this call. */
+     * transfers are picked up by curl's timer (curl_easy_pause arms it, and so do we
+     * below), so no done callback runs inside this call. */
     c->in_curl++;
     curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    /* Unpausing only arms curl's timer: the body would wait a loop pass (several ms when
+     * HTTP clients keep passes busy) before its first byte moved. Offer curl the socket
+     * now; a socket that is not writable just takes nothing. */
+    ch_sock_t *s = c->socks;
+    while (s && s->easy != r->easy)
+        s = s->next;
+    if (s && !r->paused && !r->cancelled && (s->io.events & UV_WRITABLE)) {
+        sock_action(s, CURL_CSELECT_OUT);
+        if (!c->closing)
+            (void)uv_timer_start(&c->curl_timer, on_curl_timer, 0, 0);
+    }
     c->in_curl--;
 }
 
