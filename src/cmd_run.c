@@ -115,13 +115,8 @@ int cmd_run(const cli_t *c, config_t *cfg)
     }
     o.loop = &loop;
     char err[1024];
-    ch_client_opts_t co = {
-        .url = cfg->warehouse.url,
-        .user = cfg->warehouse.user,
-        .password = cfg->warehouse.password,
-        .connect_timeout = cfg->warehouse.connect_timeout,
-        .query_timeout = cfg->warehouse.query_timeout,
-    };
+    ch_client_opts_t co;
+    load_ch_opts(cfg, &co);
     o.ch = ch_client_new(&loop, &co, err, sizeof err);
     if (!o.ch) {
         fprintf(stderr, "eltd: %s\n", err);

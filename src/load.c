@@ -117,6 +117,17 @@ void load_pg_params(const config_t *cfg, const char *keys[16], const char *value
     keys[i] = NULL, values[i] = NULL;
 }
 
+void load_ch_opts(const config_t *cfg, ch_client_opts_t *opts)
+{
+    *opts = (ch_client_opts_t){
+        .url = cfg->warehouse.url,
+        .user = cfg->warehouse.user,
+        .password = cfg->warehouse.password,
+        .connect_timeout = cfg->warehouse.connect_timeout,
+        .query_timeout = cfg->warehouse.query_timeout,
+    };
+}
+
 /* ---- lifetime ---------------------------------------------------------------------- */
 
 static void attempt_free(attempt_t *a)

@@ -31,6 +31,9 @@ void *load_task_new(load_env_t *env, const config_table_t *table);
 void load_pg_params(const config_t *cfg, const char *keys[16], const char *values[16],
                     char port_buf[16], char timeout_buf[16]);
 
+/* The ClickHouse client options of the configured warehouse. */
+void load_ch_opts(const config_t *cfg, ch_client_opts_t *opts);
+
 /* The suffix of side tables; anything named <table><suffix> is eltd's leftover. */
 #define LOAD_SIDE_SUFFIX "__eltd_new"
 #define LOAD_OLD_SUFFIX "__eltd_old"

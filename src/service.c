@@ -751,13 +751,8 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
         log_warn("event=models_not_loaded error=%s", log_quote(merr));
         scan_models(s, cfg->models.path, 0);
     }
-    ch_client_opts_t co = {
-        .url = cfg->warehouse.url,
-        .user = cfg->warehouse.user,
-        .password = cfg->warehouse.password,
-        .connect_timeout = cfg->warehouse.connect_timeout,
-        .query_timeout = cfg->warehouse.query_timeout,
-    };
+    ch_client_opts_t co;
+    load_ch_opts(cfg, &co);
     s->has_schedule = cfg->schedule.cron && cfg->schedule.cron[0];
     if (s->has_schedule &&
         !scheduler_init(&s->sched, loop, cfg->schedule.cron, cfg->schedule.timezone, err, errlen))
