@@ -20,7 +20,7 @@ typedef enum {
     F_BOOL,
     F_DURATION, /* seconds as double: 30, "30s", "5m" */
     F_SIZE,     /* bytes: 4194304, "4MiB" */
-    F_MODE,     /* full | incremental */
+    F_ENUM,     /* one of .names, stored as its index (an int) */
     F_SPLIT,    /* 1..16 or auto (stored as 0) */
     F_SECTION,  /* nested mapping described by .sub */
     F_TABLES,   /* sequence of table mappings */
@@ -35,7 +35,9 @@ typedef struct field {
     size_t offset;
     const char *def; /* default, parsed like a YAML value; NULL = required unless optional */
     double min, max; /* bounds for numbers (ignored when min > max) */
-    const struct field *sub;
+    /* F_SECTION, F_TABLES: the nested fields (const struct field *); F_ENUM: the accepted
+     * words, NULL-terminated, in enum order (const char *const *). */
+    const void *sub;
     bool optional; /* absent and no default: leave zero/NULL */
     const char *help;
 } field_t;
@@ -43,6 +45,18 @@ typedef struct field {
 #define OFF(member) offsetof(config_t, member)
 #define TOFF(member) offsetof(config_table_t, member)
 #define NOB 1, 0
+
+/* "full or incremental", "auto, pages or key": an F_ENUM's words for errors and the reference. */
+static const char *enum_words(const field_t *f, char *buf, size_t len)
+{
+    const char *const *names = f->sub;
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; names[i] && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%s",
+                              i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+    return buf;
+}
 
 static const field_t source_fields[] = {
     {"host", F_STRING, OFF(source.host), "localhost", NOB, NULL, false, "PostgreSQL host"},
@@ -71,16 +85,22 @@ static const field_t warehouse_fields[] = {
     {0},
 };
 
+static const char *const load_modes[] = {"full", "incremental", NULL};
+static const char *const split_methods[] = {"auto", "pages", "key", NULL};
+
 static const field_t table_fields[] = {
     {"name", F_STRING, TOFF(name), NULL, NOB, NULL, false, "PostgreSQL table"},
     {"schema", F_STRING, TOFF(schema), NULL, NOB, NULL, true, "PostgreSQL schema"},
     {"target", F_STRING, TOFF(target), NULL, NOB, NULL, true, "ClickHouse table name"},
-    {"mode", F_MODE, TOFF(mode), "full", NOB, NULL, false, "load mode"},
+    {"mode", F_ENUM, TOFF(mode), "full", NOB, load_modes, false, "load mode"},
     {"cursor", F_STRING, TOFF(cursor), NULL, NOB, NULL, true, "incremental cursor column"},
     {"key", F_STRLIST, TOFF(key), NULL, NOB, NULL, true, "key columns (default: primary key)"},
     {"casts", F_CASTS, TOFF(casts), NULL, NOB, NULL, true, "column: ClickHouse type"},
     {"split", F_SPLIT, TOFF(split), "1", 1, 16, NULL, false,
-     "COPY streams over ranges of an integer key; auto: one per run.split_rows rows, at most 4"},
+     "COPY streams at once; auto: one per run.split_rows rows, at most 4"},
+    {"split_by", F_ENUM, TOFF(split_by), "auto", NOB, split_methods, false,
+     "what split cuts: pages (heap page ranges, PostgreSQL 14+) or key (an integer key); auto: "
+     "pages where possible"},
     {0},
 };
 
@@ -377,14 +397,17 @@ static bool parse_scalar(loader_t *L, const field_t *f, const char *text, yaml_n
         *(int64_t *)dst = v;
         return true;
     }
-    case F_MODE:
-        if (!strcmp(text, "full"))
-            *(int *)dst = LOAD_MODE_FULL;
-        else if (!strcmp(text, "incremental"))
-            *(int *)dst = LOAD_MODE_INCREMENTAL;
-        else
-            return fail_at(L, at, "%s: expected full or incremental, got '%s'", f->name, text);
-        return true;
+    case F_ENUM: {
+        const char *const *names = f->sub;
+        for (int i = 0; names[i]; i++)
+            if (!strcmp(text, names[i])) {
+                *(int *)dst = i;
+                return true;
+            }
+        char words[128];
+        return fail_at(L, at, "%s: expected %s, got '%s'", f->name,
+                       enum_words(f, words, sizeof words), text);
+    }
     case F_SPLIT: {
         if (!strcmp(text, "auto")) {
             *(int64_t *)dst = 0;
@@ -846,8 +869,8 @@ static void print_fields(const field_t *fields, const void *base, FILE *out, int
         case F_DURATION:
             fprintf(out, "%gs", *(const double *)src);
             break;
-        case F_MODE:
-            fputs(*(const int *)src == LOAD_MODE_INCREMENTAL ? "incremental" : "full", out);
+        case F_ENUM:
+            fputs(((const char *const *)f->sub)[*(const int *)src], out);
             break;
         case F_SPLIT:
             if (*(const int64_t *)src)
@@ -888,9 +911,9 @@ void config_print(const config_t *cfg, FILE *out)
     }
 }
 
-static const char *type_label(field_type_t t)
+static const char *type_label(const field_t *f, char *buf, size_t len)
 {
-    switch (t) {
+    switch (f->type) {
     case F_STRING:
         return "string";
     case F_SECRET:
@@ -903,8 +926,8 @@ static const char *type_label(field_type_t t)
         return "duration";
     case F_SIZE:
         return "size";
-    case F_MODE:
-        return "full or incremental";
+    case F_ENUM:
+        return enum_words(f, buf, len);
     case F_SPLIT:
         return "integer or auto";
     case F_TABLES:
@@ -931,12 +954,12 @@ static void reference_fields(const field_t *fields, const char *prefix, FILE *ou
             reference_fields(f->sub, sub, out);
             continue;
         }
-        char bounds[64] = "";
+        char bounds[64] = "", words[128];
         if (f->min <= f->max && f->type == F_DURATION)
             snprintf(bounds, sizeof bounds, "%gs..%gs", f->min, f->max);
         else if (f->min <= f->max)
             snprintf(bounds, sizeof bounds, "%.0f..%.0f", f->min, f->max);
-        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", key, type_label(f->type),
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", key, type_label(f, words, sizeof words),
                 f->def ? (*f->def ? f->def : "\"\"") : (f->optional ? "—" : "**required**"),
                 bounds, f->help);
     }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 
 typedef enum { LOAD_MODE_FULL, LOAD_MODE_INCREMENTAL } load_mode_t;
+/* What a split load cuts into ranges (tables[].split_by), in config.c's word order. */
+typedef enum { SPLIT_BY_AUTO, SPLIT_BY_PAGES, SPLIT_BY_KEY } split_by_t;
 
 typedef struct config_cast {
     char *column; /* PostgreSQL column name */
@@ -27,7 +29,8 @@ typedef struct config_table {
     size_t nkey;           /* entries in key */
     config_cast_t *casts;  /* per-column ClickHouse type overrides */
     size_t ncasts;         /* entries in casts */
-    int64_t split;         /* COPY streams over key ranges, 1..16; 0 = auto (run.split_rows) */
+    int64_t split;         /* COPY streams at once, 1..16; 0 = auto (run.split_rows) */
+    int split_by;          /* split_by_t: page ranges, key ranges, or pages where possible */
     int line;              /* line of the entry in the config file */
 } config_table_t;
 

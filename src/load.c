@@ -4,12 +4,14 @@
  * publish. Every attempt starts clean; a failure drops the side table and leaves the target
  * as it was.
  *
- * Split loads: one PostgreSQL backend's COPY is the bound on a load's speed, so a table
- * with a single integer key (its primary key, or a configured one-column key) may be copied
- * as N key ranges at once: min/max of the key read in the snapshot on the first connection,
- * N-1 more connections join the same snapshot, and each stream_t runs its own
- * `COPY (SELECT ... WHERE k >= a AND k < b)` into its own INSERT into the one side table
- * with its own queue and pause/resume. The count check compares the side table with the sum
+ * Split loads: one PostgreSQL backend's COPY is the bound on a load's speed, so a table may
+ * be copied as N ranges at once: ranges of its heap pages (`ctid >= '(a,0)' AND ctid <
+ * '(b,0)'`, a TID range scan on PostgreSQL 14+: no index, any table) or of a single integer
+ * key (its primary key, or a configured one-column key; an index range scan, for older
+ * servers, views and partitioned tables). The bounds (page count, or min/max of the key) are
+ * read in the snapshot on the first connection, N-1 more connections join the same snapshot,
+ * and each stream_t runs its own `COPY (SELECT ... WHERE <range>)` into its own INSERT into
+ * the one side table with its own queue and pause/resume. The count check compares the side table with the sum
  * of the N `COPY n` tags. Any stream's failure fails the whole attempt once: every
  * connection closed, every insert cancelled, the side table dropped. */
 #include "load.h"
@@ -43,13 +45,13 @@ typedef struct column {
 #define AUTO_MAX_STREAMS 4
 
 /* One COPY stream of an attempt: a PostgreSQL connection in the run's snapshot copying one
- * key range (or the whole table) into its own chunked INSERT through its own bounded queue. */
+ * page or key range (or the whole table) into its own chunked INSERT through its own bounded queue. */
 typedef struct stream {
     struct attempt *a;
     int no;            /* 1-based, for messages */
     pg_conn_t *pg;     /* NULL once closed */
     ch_request_t *req; /* its INSERT while in flight */
-    char *range;       /* "k >= a AND k < b", NULL = every row */
+    char *range;       /* "k >= a AND k < b" or the same on ctid, NULL = every row */
     chunk_t *head, *tail, *spare;
     size_t queued;
     bool joined; /* connected and inside the run's snapshot */
@@ -81,7 +83,8 @@ typedef struct attempt {
     bool target_exists, same_structure, incremental;
     char *target_ddl;          /* SHOW CREATE of the target, for comparison */
     char *watermark;           /* incremental: text of max(cursor), NULL = none */
-    const column_t *split_col; /* the integer key the ranges are cut on */
+    const column_t *split_col; /* the integer key the ranges are cut on, NULL = pages */
+    char relkind;              /* pg_class.relkind of the source: 'r' table, 'v' view ... */
 
     /* streaming */
     stream_t *streams;
@@ -1021,10 +1024,11 @@ static void open_streams(attempt_t *a)
     }
 }
 
-/* Cuts [lo, hi] into n ranges of equal width: stream i gets k >= b(i) AND k < b(i+1) with
- * b(i) = lo + floor(i * (hi - lo + 1) / n); the first range is open below and the last
- * above, so the ranges cover every row whatever the bounds. No overflow over all of int8. */
-static bool set_ranges(attempt_t *a, const column_t *k, int64_t lo, int64_t hi)
+/* Cuts [lo, hi] into n ranges of equal width: stream i gets col >= b(i) AND col < b(i+1)
+ * with b(i) = lo + floor(i * (hi - lo + 1) / n); the first range is open below and the last
+ * above, so the ranges cover every row whatever the bounds. No overflow over all of int8.
+ * col is a quoted integer key, or ctid with page numbers: then a bound is the TID '(b,0)'. */
+static bool set_ranges(attempt_t *a, const char *col, bool pages, int64_t lo, int64_t hi)
 {
     int n = a->nstreams;
     uint64_t d = (uint64_t)hi - (uint64_t)lo; /* width - 1 */
@@ -1033,90 +1037,128 @@ static bool set_ranges(attempt_t *a, const column_t *k, int64_t lo, int64_t hi)
         q++;
         r = 0;
     }
-    char *qk = typemap_pg_ident(k->name);
-    if (!qk)
-        return false;
-    long long b[MAX_STREAMS + 1];
-    for (int i = 1; i < n; i++)
-        b[i] = (long long)((uint64_t)lo + (uint64_t)i * q + (uint64_t)i * r / (uint64_t)n);
-    bool ok = true;
-    for (int i = 0; i < n && ok; i++) {
+    char b[MAX_STREAMS + 1][32];
+    for (int i = 1; i < n; i++) {
+        long long v = (long long)((uint64_t)lo + (uint64_t)i * q + (uint64_t)i * r / (uint64_t)n);
+        snprintf(b[i], sizeof b[i], pages ? "'(%lld,0)'" : "%lld", v);
+    }
+    for (int i = 0; i < n; i++) {
         stream_t *s = &a->streams[i];
         if (i == 0)
-            s->range = util_asprintf("%s < %lld", qk, b[1]);
+            s->range = util_asprintf("%s < %s", col, b[1]);
         else if (i == n - 1)
-            s->range = util_asprintf("%s >= %lld", qk, b[i]);
+            s->range = util_asprintf("%s >= %s", col, b[i]);
         else
-            s->range = util_asprintf("%s >= %lld AND %s < %lld", qk, b[i], qk, b[i + 1]);
-        ok = s->range != NULL;
+            s->range = util_asprintf("%s >= %s AND %s < %s", col, b[i], col, b[i + 1]);
+        if (!s->range)
+            return false;
     }
-    free(qk);
-    return ok;
+    return true;
+}
+
+/* The number of streams for a table of about est rows (-1: unknown) over at most units
+ * ranges (pages, or key values); below 2, why is set. */
+static int64_t stream_count(const attempt_t *a, int64_t est, uint64_t units, char *why,
+                            size_t whylen)
+{
+    int64_t n = a->table->split;
+    if (n == 0) {
+        n = est < 0 ? 0 : est / a->env->cfg->run.split_rows;
+        if (n > AUTO_MAX_STREAMS)
+            n = AUTO_MAX_STREAMS;
+        if (n < 2) {
+            if (est < 0)
+                snprintf(why, whylen, "no row estimate (the table was never analysed)");
+            else
+                snprintf(why, whylen, "about %lld rows, below 2 x run.split_rows",
+                         (long long)est);
+            return n;
+        }
+    }
+    if ((uint64_t)n > units)
+        n = (int64_t)units; /* no more ranges than pages or key values */
+    if (n < 2)
+        snprintf(why, whylen, a->split_col ? "the key has one value" : "the table has one page");
+    return n;
 }
 
 static void on_bounds(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
 {
     (void)pg;
     attempt_t *a = ud;
+    const column_t *k = a->split_col;
     if (err) {
-        fail(a, "PostgreSQL: reading the key range of %s.%s failed: %s", a->table->schema,
-             a->table->name, err);
+        fail(a, "PostgreSQL: reading the %s of %s.%s failed: %s", k ? "key range" : "page count",
+             a->table->schema, a->table->name, err);
         return;
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) {
         no_split(a, "the table is empty");
         return;
     }
-    const column_t *k = a->split_col;
+    /* Keys: min and max. Pages: 0 and the page count - 1 (may be -1: no page at all). */
     int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    uint64_t d = (uint64_t)hi - (uint64_t)lo;
-    /* rows: the planner's estimate, else (never analysed) the width of the key range */
-    int64_t est = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    if (est < 0)
-        est = d >= (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d + 1;
-    int64_t n = a->table->split;
-    if (n == 0) {
-        n = est / a->env->cfg->run.split_rows;
-        if (n > AUTO_MAX_STREAMS)
-            n = AUTO_MAX_STREAMS;
+    if (hi < lo) {
+        no_split(a, "the table is empty");
+        return;
     }
-    if (n > 1 && (uint64_t)(n - 1) > d)
-        n = (int64_t)d + 1; /* no more ranges than key values */
+    uint64_t d = (uint64_t)hi - (uint64_t)lo;
+    uint64_t units = d == UINT64_MAX ? UINT64_MAX : d + 1;
+    /* rows: the planner's estimate; for a key never analysed, the width of its range */
+    int64_t est = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (est < 0 && k)
+        est = units > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)units;
+    char why[128];
+    int64_t n = stream_count(a, est, units, why, sizeof why);
     if (n < 2) {
-        char why[128];
-        if (a->table->split == 0)
-            snprintf(why, sizeof why, "about %lld rows, below 2 x run.split_rows", (long long)est);
-        else
-            snprintf(why, sizeof why, "the key has one value");
         no_split(a, why);
         return;
     }
-    if (!make_streams(a, (int)n) || !set_ranges(a, k, lo, hi)) {
+    if (!make_streams(a, (int)n)) {
         fail(a, "out of memory");
         return;
     }
-    log_info("run=%s table=%s event=split key=%s streams=%d min=%lld max=%lld "
-             "estimated_rows=%lld queue_bytes=%zu",
-             a->env->run_id, a->table->name, k->name, a->nstreams, (long long)lo, (long long)hi,
-             (long long)est, a->cap);
+    if (k)
+        log_info("run=%s table=%s event=split key=%s streams=%d min=%lld max=%lld "
+                 "estimated_rows=%lld queue_bytes=%zu",
+                 a->env->run_id, a->table->name, k->name, a->nstreams, (long long)lo,
+                 (long long)hi, (long long)est, a->cap);
+    else
+        log_info("run=%s table=%s event=split by=pages streams=%d pages=%lld "
+                 "estimated_rows=%lld queue_bytes=%zu",
+                 a->env->run_id, a->table->name, a->nstreams, (long long)hi + 1, (long long)est,
+                 a->cap);
+    char *col = k ? typemap_pg_ident(k->name) : strdup("ctid");
+    bool ok = col && set_ranges(a, col, !k, lo, hi);
+    free(col);
+    if (!ok) {
+        fail(a, "out of memory");
+        return;
+    }
     open_streams(a);
     if (!a->failing)
         prepare_side(a);
 }
 
-/* One stream, or a split: then the key's bounds come first, read in the snapshot on the
- * first connection. */
+/* Why the table's heap pages cannot be split into ranges, NULL when they can: TID range
+ * scans came with PostgreSQL 14, and only a table or materialized view has pages of its
+ * own (a view has none, a partitioned table's are in its partitions). */
+static const char *pages_unavailable(attempt_t *a)
+{
+    if (PQserverVersion(pg_conn_raw(a->pg)) < 140000)
+        return "page ranges need PostgreSQL 14 or later";
+    if (a->relkind != 'r' && a->relkind != 'm')
+        return "page ranges need a table or materialized view";
+    return NULL;
+}
+
+/* One stream, or a split: then the bounds come first, read in the snapshot on the first
+ * connection: the page count, or the integer key's min and max. */
 static void plan_streams(attempt_t *a)
 {
     if (a->table->split == 1) {
         one_stream(a);
-        return;
-    }
-    const char *why = NULL;
-    const column_t *k = split_key(a, &why);
-    if (!k) {
-        no_split(a, why);
         return;
     }
     if (!a->env->snapshot[0]) {
@@ -1127,16 +1169,37 @@ static void plan_streams(attempt_t *a)
         no_split(a, "auto does not split incremental runs");
         return;
     }
+    const char *why = pages_unavailable(a), *key_why = NULL;
+    const column_t *k = NULL;
+    if (a->table->split_by == SPLIT_BY_KEY || (a->table->split_by == SPLIT_BY_AUTO && why)) {
+        k = split_key(a, &key_why);
+        if (!k && a->table->split_by == SPLIT_BY_AUTO) {
+            char both[256];
+            snprintf(both, sizeof both, "%s; %s", why, key_why);
+            no_split(a, both);
+            return;
+        }
+        why = key_why;
+    }
+    if (!k && why) {
+        no_split(a, why);
+        return;
+    }
     a->split_col = k;
     char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
-    char *qk = typemap_pg_ident(k->name);
+    char *qk = k ? typemap_pg_ident(k->name) : strdup("");
     char *name = (qs && qt) ? util_asprintf("%s.%s", qs, qt) : NULL;
     char *rel = name ? typemap_pg_literal(name) : NULL;
-    char *sql = (rel && qk) ? util_asprintf("SELECT min(%s)::int8, max(%s)::int8, (SELECT "
-                                            "reltuples::int8 FROM pg_class WHERE oid = "
-                                            "%s::regclass AND reltuples >= 0) FROM %s",
-                                            qk, qk, rel, name)
-                            : NULL;
+    char *sql = NULL;
+    if (rel && qk && k)
+        sql = util_asprintf("SELECT min(%s)::int8, max(%s)::int8, (SELECT reltuples::int8 FROM "
+                            "pg_class WHERE oid = %s::regclass AND reltuples >= 0) FROM %s",
+                            qk, qk, rel, name);
+    else if (rel && qk)
+        sql = util_asprintf("SELECT 0, pg_relation_size(%s::regclass) / "
+                            "current_setting('block_size')::int8 - 1, (SELECT reltuples::int8 "
+                            "FROM pg_class WHERE oid = %s::regclass AND reltuples >= 0)",
+                            rel, rel);
     free(qs);
     free(qt);
     free(qk);
@@ -1167,6 +1230,7 @@ static void on_catalog(pg_conn_t *pg, void *ud, const PGresult *res, const char 
         fail(a, "out of memory");
         return;
     }
+    a->relkind = PQgetvalue(res, 0, 8)[0];
     char msg[512];
     for (int i = 0; i < n; i++) {
         const char *name = PQgetvalue(res, i, 0);
@@ -1249,7 +1313,7 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
     /* Columns in order with type, nullability, numeric precision/scale, the base type of
      * domains and the 1-based position in the primary key (indkey is an int2vector,
      * subscripted from 0: array_position alone made the first key column look like no
-     * key column at all). A domain carries its own typmod and NOT NULL. to_regclass: a missing
+     * key column at all) and the relation's kind (page ranges need a heap of its own). A domain carries its own typmod and NOT NULL. to_regclass: a missing
      * table is an empty answer, not an error that aborts the transaction. */
     char *sql =
         rel ? util_asprintf("SELECT a.attname, t.typname, a.attnotnull OR t.typnotnull, "
@@ -1260,7 +1324,8 @@ static void on_begin(pg_conn_t *pg, void *ud, const PGresult *res, const char *e
                             "t.typtype, coalesce(bt.typname, ''), "
                             "(SELECT array_position(i.indkey::int2[], a.attnum) - "
                             "array_lower(i.indkey::int2[], 1) + 1 FROM pg_index i "
-                            "WHERE i.indrelid = a.attrelid AND i.indisprimary) "
+                            "WHERE i.indrelid = a.attrelid AND i.indisprimary), "
+                            "(SELECT c.relkind FROM pg_class c WHERE c.oid = a.attrelid) "
                             "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
                             "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
                             "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN "

@@ -21,6 +21,15 @@
  * one buffer per loop pass when 200 HTTP clients kept every pass busy (12k rows/s instead
  * of 1.1M). The consumer's back-pressure (pause) still stops the loop at once. */
 #define PG_READ_BUDGET ((size_t)4 << 20)
+/* A readable event that found less COPY data than this means PostgreSQL produces rows more
+ * slowly than we take them: eltd then woke for every few KB the backend sent (~9k wake-ups
+ * and context switches for 3M order_items rows, a third of eltd's CPU in the scheduler).
+ * Reading pauses for PG_NAP_MS so the kernel gathers a bigger batch in the socket buffer
+ * (~120 KB a millisecond at COPY speed; TCP autotuning keeps the window open): eltd's CPU
+ * for that load 0.17-0.18 s -> 0.09-0.10 s, wall 0.95 -> 0.85 s (the backend wakes less
+ * too). A faster source moves more than this per event and never naps. */
+#define PG_NAP_BELOW ((size_t)64 << 10)
+#define PG_NAP_MS    1
 
 typedef enum {
     PG_ST_NEW,        /* allocated, connect not started */
@@ -56,13 +65,14 @@ struct pg_conn {
     PGconn *conn;            /* libpq connection, NULL before connect */
     pg_state_t state;        /* see pg_state_t */
     pg_poll_slot_t slots[2]; /* poll handles on PQsocket, see pg_poll_slot_t */
-    uv_timer_t timer;        /* connect timeout */
+    uv_timer_t timer;        /* connect timeout; then the nap between COPY reads */
     uv_idle_t idle;          /* deferred work: connect failure report, resume drain */
     unsigned deferred;       /* PG_DEFER_* bits the idle callback will handle */
     int connect_events;      /* UV_READABLE/UV_WRITABLE wanted by PQconnectPoll */
     double timeout_s;        /* connect timeout, for the message */
     bool flushing;           /* PQflush returned 1: poll for writable */
     bool paused;             /* back-pressure: no data callbacks, no reading in DATA phase */
+    bool napping;            /* COPY rows trickle in: no reading until the timer, PG_NAP_MS */
     bool closing;            /* pg_conn_close was called */
     int pending_closes;      /* uv_close calls whose callbacks have not run yet */
 
@@ -254,7 +264,7 @@ static int wanted_events(const pg_conn_t *pg)
     case PG_ST_BUSY: {
         int ev = pg->flushing ? UV_WRITABLE : 0;
         bool copy_rows = pg->phase == PG_PH_DATA && !pg->discard_copy;
-        if (!(copy_rows && pg->paused))
+        if (!(copy_rows && (pg->paused || pg->napping)))
             ev |= UV_READABLE;
         return ev;
     }
@@ -421,6 +431,8 @@ static void op_reset(pg_conn_t *pg)
     pg->copy_have_rows = false;
     pg->copy_rows = 0;
     pg->flushing = false;
+    pg->napping = false;
+    uv_timer_stop(&pg->timer);
     pg->op_err[0] = '\0';
     pg->result_cb = NULL;
     pg->data_cb = NULL;
@@ -628,6 +640,23 @@ static void op_io(pg_conn_t *pg, int events, bool force_read)
     }
 }
 
+static void on_nap_end(uv_timer_t *t)
+{
+    pg_conn_t *pg = t->data;
+    pg->napping = false;
+    pg_poll_update(pg, false);
+}
+
+/* After a readable event of a COPY: nap when it brought less than PG_NAP_BELOW bytes. */
+static void maybe_nap(pg_conn_t *pg, size_t moved)
+{
+    if (pg->closing || pg->state != PG_ST_BUSY || pg->phase != PG_PH_DATA || pg->discard_copy ||
+        pg->paused || moved >= PG_NAP_BELOW)
+        return;
+    pg->napping = true;
+    uv_timer_start(&pg->timer, on_nap_end, PG_NAP_MS, 0);
+}
+
 static void on_poll(io_poll_t *p, int status, int events)
 {
     pg_conn_t *pg = p->data;
@@ -658,10 +687,14 @@ static void on_poll(io_poll_t *p, int status, int events)
             pg_poll_update(pg, false);
         return;
     }
-    if (pg->state == PG_ST_CONNECTING)
+    if (pg->state == PG_ST_CONNECTING) {
         connect_step(pg);
-    else if (pg->state == PG_ST_BUSY)
+    } else if (pg->state == PG_ST_BUSY) {
+        size_t start = pg->copy_bytes;
         op_io(pg, events, false);
+        if (events & UV_READABLE)
+            maybe_nap(pg, pg->copy_bytes - start);
+    }
     if (!pg->closing)
         pg_poll_update(pg, false);
 }

@@ -643,7 +643,8 @@ static void test_error_duration_size(void **state)
     config_free(&cfg);
 }
 
-/* split: 1..16 or auto (0), default 1; run.split_rows bounded; both printed back. */
+/* split: 1..16 or auto (0), default 1; split_by: auto, pages or key, default auto;
+ * run.split_rows bounded; all printed back. */
 static void test_split(void **state)
 {
     (void)state;
@@ -651,7 +652,7 @@ static void test_split(void **state)
     load_ok(&cfg, BASE_SOURCE BASE_WAREHOUSE
             "tables:\n  - a\n  - name: b\n    split: 4\n  - name: c\n    split: auto\n"
             "  - name: d\n    split: 16\n  - name: e\n    split: ${ELTD_UT_A:-2}\n"
-            "  - name: f\n    split: 1\n"
+            "  - name: f\n    split: 1\n    split_by: key\n  - name: g\n    split_by: pages\n"
             "run:\n  split_rows: 250000\n");
     assert_int_equal(cfg.tables[0].split, 1);
     assert_int_equal(cfg.tables[1].split, 4);
@@ -659,11 +660,17 @@ static void test_split(void **state)
     assert_int_equal(cfg.tables[3].split, 16);
     assert_int_equal(cfg.tables[4].split, 2);
     assert_int_equal(cfg.tables[5].split, 1);
+    assert_int_equal(cfg.tables[0].split_by, SPLIT_BY_AUTO);
+    assert_int_equal(cfg.tables[5].split_by, SPLIT_BY_KEY);
+    assert_int_equal(cfg.tables[6].split_by, SPLIT_BY_PAGES);
     assert_int_equal(cfg.run.split_rows, 250000);
     char *out = print_to_string(&cfg);
     assert_non_null(strstr(out, "  - name: b\n    schema: \"public\"\n"));
     assert_non_null(strstr(out, "    split: 4\n"));
     assert_non_null(strstr(out, "    split: auto\n"));
+    assert_non_null(strstr(out, "    split: 1\n    split_by: key\n"));
+    assert_non_null(strstr(out, "    split_by: pages\n"));
+    assert_non_null(strstr(out, "    split_by: auto\n"));
     assert_non_null(strstr(out, "\n  split_rows: 250000\n"));
     free(out);
     config_free(&cfg);
@@ -680,6 +687,8 @@ static void test_split(void **state)
                  "t.yaml:8:12: ", "split: expected auto or an integer, got 'many'");
     expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split: 2x\n",
                  "t.yaml:8:12: ", "got '2x'");
+    expect_error(BASE_SOURCE BASE_WAREHOUSE "tables:\n  - name: a\n    split_by: rows\n",
+                 "t.yaml:8:15: ", "split_by: expected auto, pages or key, got 'rows'");
     expect_error(BASE "run:\n  split_rows: 10\n",
                  "t.yaml:9:15: ", "split_rows: 10 is out of range 1000..1000000000000");
 }
