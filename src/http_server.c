@@ -64,11 +64,15 @@ struct http_conn_s {
     uv_shutdown_t shutdown_req;  /* half-close after a final response */
     http_server_t *server;       /* owner */
     http_conn_t *prev, *next;    /* in server->conns */
+    http_conn_t *idle_prev;      /* in server->idle_head..idle_tail, while evictable */
+    http_conn_t *idle_next;      /* (see conn_evictable) */
+    uint64_t active_ms;          /* last activity of an evictable connection (uv_now) */
     llhttp_t parser;             /* request parser; paused at head end and message end */
     conn_state_t state;          /* see conn_state_t */
     int open_handles;            /* handles not yet closed; freed at zero */
     bool closing;                /* conn_close was called */
     bool counted;                /* counted in server->n_active */
+    bool in_idle;                /* linked in the server's idle list */
     bool reading;                /* uv_read_start is in effect */
     bool keep_alive;             /* keep the connection after the current response */
     bool is_head;                /* the current request is HEAD: send no body */
@@ -102,6 +106,69 @@ struct http_conn_s {
 static void conn_close(http_conn_t *c, const char *reason);
 static void conn_process(http_conn_t *c);
 static void conn_fail(http_conn_t *c, int status, const char *msg);
+
+/* ---- the idle list: evictable connections, least recently active first ---- */
+
+/* Between requests, before a complete head, or draining after the final response: closing
+ * the connection loses no request in progress. */
+static bool conn_evictable(const http_conn_t *c)
+{
+    return c->counted && !c->closing &&
+           (c->state == CONN_HEAD || c->state == CONN_IDLE || c->state == CONN_LINGER);
+}
+
+static void idle_unlink(http_conn_t *c)
+{
+    if (!c->in_idle)
+        return;
+    http_server_t *s = c->server;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        s->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        s->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->in_idle = false;
+}
+
+/* Marks activity now: an evictable connection moves to the tail, so the list stays ordered by
+ * last activity without a sort; one that is not evictable leaves the list. */
+static void idle_touch(http_conn_t *c)
+{
+    idle_unlink(c);
+    if (!conn_evictable(c))
+        return;
+    http_server_t *s = c->server;
+    c->active_ms = uv_now(s->loop);
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail)
+        s->idle_tail->idle_next = c;
+    else
+        s->idle_head = c;
+    s->idle_tail = c;
+    c->in_idle = true;
+}
+
+/* Every state change goes through here, so that list membership follows the state. Moving
+ * from one evictable state to another (IDLE to HEAD as bytes arrive) keeps the place on_read
+ * gave it; entering one from a busy state (a response written) is activity. */
+static void conn_set_state(http_conn_t *c, conn_state_t state)
+{
+    c->state = state;
+    if (!conn_evictable(c))
+        idle_unlink(c);
+    else if (!c->in_idle)
+        idle_touch(c);
+}
+
+static void server_event(http_server_t *s, http_event_t ev, int status)
+{
+    if (s->on_event)
+        s->on_event(ev, status, s->event_ud);
+}
 
 /* ---- small helpers ---- */
 
@@ -435,7 +502,7 @@ static void conn_send(http_conn_t *c, int status, const char *content_type, cons
                   c->req.method, log_quote(c->req.path), status, len,
                   (unsigned long long)(uv_now(c->server->loop) - c->started_ms), c->peer);
 
-    c->state = CONN_WRITING;
+    conn_set_state(c, CONN_WRITING);
     /* A client that stops reading must not pin the connection forever. */
     conn_arm(c, c->server->lim.idle_timeout_ms);
     uv_buf_t buf = uv_buf_init(c->out, (unsigned)total);
@@ -458,6 +525,7 @@ static void conn_fail(http_conn_t *c, int status, const char *msg)
 {
     log_info("msg=\"http request refused\" status=%d reason=%s peer=%s", status, log_quote(msg),
              c->peer);
+    server_event(c->server, HTTP_EVENT_ANSWERED, status);
     c->keep_alive = false;
     c->is_head = false;
     c->ex.extra_len = 0;
@@ -628,6 +696,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         break;
     case CONN_HEAD:
     case CONN_IDLE:
+        /* Idle since its last byte: a client trickling a head stays as old as that byte. */
+        idle_touch(c);
         conn_process(c);
         break;
     }
@@ -707,7 +777,7 @@ static bool conn_head_done(http_conn_t *c)
                 c->continue_pending = true;
         }
     }
-    c->state = CONN_BODY;
+    conn_set_state(c, CONN_BODY);
     conn_arm(c, s->lim.header_timeout_ms);
     return true;
 }
@@ -718,7 +788,7 @@ static void conn_dispatch(http_conn_t *c)
     llhttp_t *p = &c->parser;
     /* After an upgrade request the bytes that follow are not HTTP; we answer and close. */
     c->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !s->closing;
-    c->state = CONN_PENDING;
+    conn_set_state(c, CONN_PENDING);
     uv_timer_stop(&c->timer);
 
     char *target = c->head;
@@ -761,7 +831,7 @@ static void conn_process(http_conn_t *c)
             break;
         c->kick = false;
         if (c->state == CONN_IDLE) {
-            c->state = CONN_HEAD;
+            conn_set_state(c, CONN_HEAD);
             conn_arm(c, s->lim.header_timeout_ms);
         }
         bool head = c->state == CONN_HEAD;
@@ -835,14 +905,14 @@ static void on_write_done(uv_write_t *req, int status)
             conn_close(c, "response sent");
             return;
         }
-        c->state = CONN_LINGER;
+        conn_set_state(c, CONN_LINGER);
         c->rstart = c->rlen = 0;
         conn_arm(c, HTTP_LINGER_MS);
         conn_read_start(c);
         return;
     }
     conn_reset_request(c);
-    c->state = CONN_IDLE;
+    conn_set_state(c, CONN_IDLE);
     conn_arm(c, c->server->lim.idle_timeout_ms);
     conn_read_start(c);
     conn_process(c);
@@ -919,6 +989,7 @@ static void conn_close(http_conn_t *c, const char *reason)
     c->closing = true;
     snprintf(c->reason, sizeof c->reason, "%s", reason);
     log_debug("msg=\"http connection closed\" peer=%s reason=%s", c->peer, log_quote(c->reason));
+    idle_unlink(c);
     if (c->counted) {
         c->counted = false;
         c->server->n_active--;
@@ -933,6 +1004,22 @@ static void conn_close(http_conn_t *c, const char *reason)
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* Closes the connection idle the longest, so that a new one can be admitted; false if every
+ * open connection is busy. */
+static bool server_evict_idle(http_server_t *s)
+{
+    http_conn_t *victim = s->idle_head;
+    if (!victim)
+        return false;
+    char reason[96];
+    snprintf(reason, sizeof reason, "evicted after %llu ms idle: max_connections in use",
+             (unsigned long long)(uv_now(s->loop) - victim->active_ms));
+    conn_close(victim, reason);
+    s->evictions++;
+    server_event(s, HTTP_EVENT_EVICTED, 0);
+    return true;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -997,7 +1084,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (c->closing)
         return;
 
-    if (s->n_active >= s->lim.max_connections) {
+    if (s->n_active >= s->lim.max_connections && !server_evict_idle(s)) {
         if (s->n_conns - s->n_active > HTTP_MAX_REJECTING)
             conn_close(c, "too many connections");
         else
@@ -1013,6 +1100,7 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, "out of memory");
         return;
     }
+    idle_touch(c);
     conn_arm(c, s->lim.header_timeout_ms);
 }
 
@@ -1137,6 +1225,17 @@ int http_server_port(const http_server_t *s)
 unsigned http_server_connections(const http_server_t *s)
 {
     return s->n_conns;
+}
+
+uint64_t http_server_evictions(const http_server_t *s)
+{
+    return s->evictions;
+}
+
+void http_server_set_event_cb(http_server_t *s, http_event_fn cb, void *ud)
+{
+    s->on_event = cb;
+    s->event_ud = ud;
 }
 
 void http_server_close(http_server_t *s, http_server_close_fn cb)

@@ -19,8 +19,14 @@ typedef struct http_limits_s {
     size_t max_body_bytes;      /* decoded body: 1 MiB → 413 */
     uint64_t header_timeout_ms; /* whole head, and longest body stall: 10 s → 408 */
     uint64_t idle_timeout_ms;   /* keep-alive wait, and longest write stall: 60 s → close */
-    unsigned max_connections;   /* open client connections: 512 → 503 and close */
+    unsigned max_connections;   /* open client connections: 512 → evict the longest idle */
 } http_limits_t;
+
+/* When a connection arrives and max_connections are open, the connection idle the longest is
+ * closed to admit it: one waiting between keep-alive requests, one that has sent nothing or
+ * only part of a head (idle since its last byte, so a slowloris goes first), or one draining
+ * after its final response. A connection reading a body, waiting for its handler or being
+ * written to is never evicted; only when every open one is such does the new one get 503. */
 
 /* Fills *lim with the defaults. */
 void http_limits_default(http_limits_t *lim);
@@ -85,6 +91,13 @@ typedef struct http_server_s http_server_t;
 typedef struct http_conn_s http_conn_t;
 typedef void (*http_server_close_fn)(http_server_t *s);
 
+/* What the server does without the handler, told to its owner (for metrics). */
+typedef enum {
+    HTTP_EVENT_ANSWERED, /* the server answered status itself: a refused request or a 503 */
+    HTTP_EVENT_EVICTED,  /* an idle connection was closed to admit a new one (status 0) */
+} http_event_t;
+typedef void (*http_event_fn)(http_event_t ev, int status, void *ud);
+
 /* Embed in the owner; fields are private to http_server.c. */
 struct http_server_s {
     uv_tcp_t listener;             /* the listening socket */
@@ -93,8 +106,13 @@ struct http_server_s {
     http_handler_fn handler;       /* called once per complete request */
     void *ud;                      /* handler's user data */
     http_conn_t *conns;            /* open connections, a doubly-linked list */
+    http_conn_t *idle_head;        /* evictable connections, least recently active first */
+    http_conn_t *idle_tail;        /* and most recently active last */
     unsigned n_conns;              /* connections allocated and not yet freed */
     unsigned n_active;             /* connections counted against max_connections */
+    uint64_t evictions;            /* connections evicted since start */
+    http_event_fn on_event;        /* told of answers and evictions, or NULL */
+    void *event_ud;                /* its user data */
     int port;                      /* bound port */
     bool closing;                  /* http_server_close was called */
     bool listener_open;            /* listener not yet closed */
@@ -116,6 +134,14 @@ int http_server_port(const http_server_t *s);
 
 /* Open client connections. */
 unsigned http_server_connections(const http_server_t *s);
+
+/* Connections evicted to admit new ones since start. */
+uint64_t http_server_evictions(const http_server_t *s);
+
+/* cb (NULL removes it) is called for every response the server sends without the handler
+ * (400, 408, 413, 414, 417, 431, 501, 505, 503...), and for every eviction. Call after a
+ * successful http_server_start. */
+void http_server_set_event_cb(http_server_t *s, http_event_fn cb, void *ud);
 
 /* Stops accepting and closes every connection, cancelling pending exchanges; cb (may be NULL)
  * runs once every handle is closed, after which s may be freed. Call once, after a successful

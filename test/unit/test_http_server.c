@@ -39,6 +39,8 @@ struct fixture_s {
     http_server_t server;
     bool started, server_closed;
     int handled, cancelled;
+    int answered, last_answered; /* responses the server sent itself, and the last status */
+    int evicted;                 /* evictions reported through the event callback */
     client_t *clients[MAX_CLIENTS];
 };
 
@@ -162,6 +164,19 @@ static int setup(void **state)
     return 0;
 }
 
+static void on_event(http_event_t ev, int status, void *ud)
+{
+    fixture_t *fx = ud;
+    if (ev == HTTP_EVENT_EVICTED) {
+        assert_int_equal(status, 0);
+        fx->evicted++;
+        return;
+    }
+    assert_int_equal(ev, HTTP_EVENT_ANSWERED);
+    fx->answered++;
+    fx->last_answered = status;
+}
+
 static void start_server(fixture_t *fx, const http_limits_t *lim)
 {
     char err[256] = "";
@@ -170,6 +185,7 @@ static void start_server(fixture_t *fx, const http_limits_t *lim)
     if (rc != 0)
         fail_msg("start: %s", err);
     assert_true(http_server_port(&fx->server) > 0);
+    http_server_set_event_cb(&fx->server, on_event, fx);
     fx->started = true;
 }
 
@@ -473,6 +489,7 @@ static void assert_body(const resp_t *r, const char *expect)
 /* Sends a request on a fresh connection and expects status with a JSON error and a close. */
 static void expect_refusal(fixture_t *fx, const char *request, size_t len, int status)
 {
+    int answered = fx->answered;
     client_t *cl = client_connect(fx);
     client_send(cl, request, len);
     assert_true(wait_eof(cl));
@@ -485,6 +502,9 @@ static void expect_refusal(fixture_t *fx, const char *request, size_t len, int s
     assert_true(resp_header(&r[0], "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/json");
     assert_true(r[0].body_len > 10 && strncmp(r[0].body, "{\"error\":", 9) == 0);
+    /* The owner heard of it once, with the status sent. */
+    assert_int_equal(fx->answered, answered + 1);
+    assert_int_equal(fx->last_answered, status);
     client_close(cl);
 }
 
@@ -806,6 +826,9 @@ static void test_header_timeout_408(void **state)
     assert_true(wait_eof(cl));
     assert_int_equal(cl->resp_len, 0);
     assert_int_equal(fx->handled, 0);
+    /* Both 408s were reported to the owner; the silent close was no answer. */
+    assert_int_equal(fx->answered, 2);
+    assert_int_equal(fx->last_answered, 408);
 }
 
 static void test_idle_timeout(void **state)
@@ -822,29 +845,96 @@ static void test_idle_timeout(void **state)
     assert_true(wait_conns(fx, 0));
 }
 
-static void test_max_connections_503(void **state)
+static bool handled_one(void *arg)
+{
+    return ((fixture_t *)arg)->handled == 1;
+}
+
+static bool client_got_continue(void *arg)
+{
+    const client_t *cl = arg;
+    return find(cl->resp, cl->resp_len, "HTTP/1.1 100 Continue\r\n\r\n") != NULL;
+}
+
+/* With every slot taken, a new connection evicts the one idle the longest, whatever kind of
+ * idle: silent since accept, between keep-alive requests, or part way through a head (a byte
+ * of head counts as activity, so a trickling client is as old as its last byte). */
+static void test_max_connections_evicts_idle(void **state)
+{
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_connections = 3};
+    start_server(fx, &lim);
+    resp_t r[2];
+    client_t *silent = client_connect(fx);
+    assert_true(wait_conns(fx, 1));
+    client_t *kept = client_connect(fx);
+    client_sends(kept, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(wait_responses(kept, 1, r), 1);
+    client_t *partial = client_connect(fx);
+    client_sends_flushed(partial, "GET /echo HTTP/1.1\r\nHo");
+    /* The silent one speaks: now the keep-alive one is the longest idle. */
+    client_sends_flushed(silent, "GET /ec");
+    assert_true(wait_conns(fx, 3));
+    assert_int_equal(http_server_evictions(&fx->server), 0);
+
+    client_t *d = client_connect(fx);
+    assert_true(wait_eof(kept));
+    assert_int_equal(parse_responses(kept, r, 2), 1);
+    assert_int_equal(fx->evicted, 1);
+    client_t *e = client_connect(fx);
+    assert_true(wait_eof(partial));
+    assert_int_equal(partial->resp_len, 0);
+    assert_int_equal(fx->evicted, 2);
+    client_t *f = client_connect(fx);
+    assert_true(wait_eof(silent));
+    assert_int_equal(silent->resp_len, 0);
+    assert_int_equal(fx->evicted, 3);
+    assert_false(d->eof || e->eof || f->eof);
+
+    /* The admitted ones are served; nothing was answered by the server itself. */
+    client_sends(d, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(wait_responses(d, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_int_equal(http_server_evictions(&fx->server), 3);
+    assert_int_equal(fx->answered, 0);
+}
+
+/* A request in progress is never evicted: with every slot reading a body or awaiting its
+ * handler, a new connection gets 503; once one is idle again it is the one evicted. */
+static void test_max_connections_503_when_busy(void **state)
 {
     fixture_t *fx = *state;
     http_limits_t lim = {.max_connections = 2};
     start_server(fx, &lim);
-    client_t *a = client_connect(fx);
-    client_t *b = client_connect(fx);
-    assert_true(wait_conns(fx, 2));
+    client_t *pending = client_connect(fx);
+    client_sends(pending, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(run_until(fx, handled_one, fx, DEADLINE_MS));
+    client_t *body = client_connect(fx);
+    client_sends(body, "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                       "Content-Length: 10\r\n\r\nabc");
+    assert_true(run_until(fx, client_got_continue, body, DEADLINE_MS));
+
     client_t *c = client_connect(fx);
     assert_true(wait_eof(c));
-    resp_t r[1];
+    resp_t r[2];
     assert_int_equal(parse_responses(c, r, 1), 1);
     assert_int_equal(r[0].status, 503);
     char v[16];
     assert_true(resp_header(&r[0], "Retry-After", v, sizeof v));
     client_close(c);
-    /* The two admitted ones still work, and a slot frees when one leaves. */
-    client_sends(a, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(wait_responses(a, 1, r), 1);
-    assert_int_equal(r[0].status, 200);
-    client_close(b);
-    assert_true(wait_conns(fx, 1));
+    assert_int_equal(fx->evicted, 0);
+    assert_int_equal(fx->answered, 1);
+    assert_int_equal(fx->last_answered, 503);
+
+    /* The body completes; its connection waits for the next request and may be evicted. */
+    client_sends(body, "defghij");
+    assert_int_equal(wait_responses(body, 2, r), 2);
+    assert_int_equal(r[1].status, 200);
+    assert_body(&r[1], "POST /echo ? [abcdefghij] x=- peer=127.0.0.1");
     client_t *d = client_connect(fx);
+    assert_true(wait_eof(body));
+    assert_int_equal(fx->evicted, 1);
+    assert_false(pending->eof);
     client_sends(d, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(wait_responses(d, 1, r), 1);
     assert_int_equal(r[0].status, 200);
@@ -981,11 +1071,6 @@ static void test_disconnect_while_writing(void **state)
     assert_int_equal(r[0].status, 200);
 }
 
-static bool handled_one(void *arg)
-{
-    return ((fixture_t *)arg)->handled == 1;
-}
-
 static void test_disconnect_while_pending(void **state)
 {
     fixture_t *fx = *state;
@@ -1070,7 +1155,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_body_limit_1mib, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_timeout_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_connections_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_evicts_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_503_when_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_400_then_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smuggling_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fold_split_across_reads, setup, teardown),
