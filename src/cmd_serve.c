@@ -18,6 +18,7 @@ typedef struct serve {
     http_server_t http;
     api_t api;
     service_t *svc;
+    metrics_family_t *http_evicted; /* eltd_http_connections_evicted_total */
     uv_signal_t sigint, sigterm;
     bool http_open; /* http_server_start succeeded and close was not asked yet */
     bool stopping;  /* a signal came */
@@ -52,6 +53,20 @@ static bool parse_listen(const char *listen, char *host, size_t hostlen, int *po
 static bool is_loopback(const char *host)
 {
     return !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+/* What the HTTP server answers itself (refusals, 503) is counted in the API's family, by code,
+ * beside what the API answers; evictions have their own counter. */
+static void on_http_event(http_event_t ev, int status, void *ud)
+{
+    serve_t *s = ud;
+    if (ev == HTTP_EVENT_EVICTED) {
+        metrics_counter_add(s->http_evicted, 1, METRICS_NO_LABELS);
+        return;
+    }
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    metrics_counter_add(s->api.http_total, 1, METRICS_LABELS(code));
 }
 
 static void on_service_done(service_t *svc, void *ud)
@@ -120,9 +135,17 @@ int cmd_serve(const cli_t *c, config_t *cfg)
     http_limits_default(&lim);
     lim.max_connections = (unsigned)cfg->http.max_connections;
     lim.max_body_bytes = (size_t)cfg->http.max_body_bytes;
+    lim.header_timeout_ms = (uint64_t)(cfg->http.header_timeout * 1000 + 0.5);
     int rc = EXIT_OK;
     if (!api_init(&s.api, s.svc, token)) {
         fprintf(stderr, "eltd: cannot set up the API\n");
+        rc = EXIT_RUNTIME;
+    } else if (!(s.http_evicted =
+                     metrics_counter(s.svc->metrics, "eltd_http_connections_evicted_total",
+                                     "Idle HTTP connections closed to admit a new one, all of "
+                                     "http.max_connections being open",
+                                     METRICS_NO_LABELS))) {
+        fprintf(stderr, "eltd: cannot register the HTTP metrics\n");
         rc = EXIT_RUNTIME;
     } else if (http_server_start(&s.http, &s.loop, host, port, &lim, api_handle, &s.api, err,
                                  sizeof err) != 0) {
@@ -130,6 +153,7 @@ int cmd_serve(const cli_t *c, config_t *cfg)
         rc = EXIT_RUNTIME;
     } else {
         s.http_open = true;
+        http_server_set_event_cb(&s.http, on_http_event, &s);
         bool v6 = strchr(host, ':') != NULL;
         log_info("event=listening addr=%s%s%s:%d token=%s", v6 ? "[" : "",
                  host[0] ? host : "0.0.0.0", v6 ? "]" : "", http_server_port(&s.http),

@@ -74,6 +74,7 @@ typedef struct config {
         char *token;  /* bearer token for mutating endpoints; empty = none */
         bool allow_public_without_token;
         int64_t max_connections;
+        double header_timeout; /* seconds a client has to send a request head */
         int64_t max_body_bytes;
     } http;
     char *state_dir;
