@@ -96,7 +96,7 @@ static const field_t table_fields[] = {
     {"cursor", F_STRING, TOFF(cursor), NULL, NOB, NULL, true, "incremental cursor column"},
     {"key", F_STRLIST, TOFF(key), NULL, NOB, NULL, true, "key columns (default: primary key)"},
     {"casts", F_CASTS, TOFF(casts), NULL, NOB, NULL, true, "column: ClickHouse type"},
-    {"split", F_SPLIT, TOFF(split), "1", 1, 16, NULL, false,
+    {"split", F_SPLIT, TOFF(split), "auto", 1, 16, NULL, false,
      "COPY streams at once; auto: one per run.split_rows rows, at most 4"},
     {"split_by", F_ENUM, TOFF(split_by), "auto", NOB, split_methods, false,
      "what split cuts: pages (heap page ranges, PostgreSQL 14+) or key (an integer key); auto: "

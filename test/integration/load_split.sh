@@ -57,8 +57,7 @@ cfg=$(TABLES_YAML='[{name: big, split: 4}, {name: empty, split: 4}, {name: tiny,
   {name: texts, target: texts_p, split: 4}, {name: pair, split: 2},
   {name: autos_v, split: 2}, {name: pair_v, split: 2, split_by: pages},
   {name: autos, split: auto}, {name: inc, split: 3, mode: incremental, cursor: updated_at}]' \
-  make_config split)
-sed -i 's/^run:$/run:\n  split_rows: 10000/' "$cfg"
+  SPLIT_ROWS=10000 make_config split)
 ch "DROP DATABASE IF EXISTS $DB" >/dev/null
 
 leftovers() {

@@ -45,7 +45,10 @@ check_contains() {
 # make_config NAME [extra YAML appended]: a pipeline config using databases
 # raw_NAME / analytics_NAME, PostgreSQL schema ${PG_SCHEMA:-public}, state in $WORK.
 # The seed's models run only with the seed's tables: a test that sets TABLES_YAML gets no
-# models unless it sets MODELS_PATH too.
+# models unless it sets MODELS_PATH too. split: auto (the default) is off unless the test
+# sets SPLIT_ROWS: whether a multi-million-row table splits would otherwise hang on when
+# autovacuum last analysed it, and the fault tests aim at one COPY stream (load_split tests
+# the split streams, faults included).
 make_config() {
   local name=$1 extra=${2:-}
   local models=${MODELS_PATH:-}
@@ -70,6 +73,7 @@ tables: ${TABLES_YAML:-[customers, products, orders, order_items]}
 run:
   retries: ${RETRIES:-0}
   retry_delay: ${RETRY_DELAY:-1s}
+  split_rows: ${SPLIT_ROWS:-1000000000000}
 models:
   path: $models
 http:

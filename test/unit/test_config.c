@@ -643,7 +643,7 @@ static void test_error_duration_size(void **state)
     config_free(&cfg);
 }
 
-/* split: 1..16 or auto (0), default 1; split_by: auto, pages or key, default auto;
+/* split: 1..16 or auto (0), default auto; split_by: auto, pages or key, default auto;
  * run.split_rows bounded; all printed back. */
 static void test_split(void **state)
 {
@@ -654,7 +654,7 @@ static void test_split(void **state)
             "  - name: d\n    split: 16\n  - name: e\n    split: ${ELTD_UT_A:-2}\n"
             "  - name: f\n    split: 1\n    split_by: key\n  - name: g\n    split_by: pages\n"
             "run:\n  split_rows: 250000\n");
-    assert_int_equal(cfg.tables[0].split, 1);
+    assert_int_equal(cfg.tables[0].split, 0);
     assert_int_equal(cfg.tables[1].split, 4);
     assert_int_equal(cfg.tables[2].split, 0);
     assert_int_equal(cfg.tables[3].split, 16);
@@ -675,7 +675,7 @@ static void test_split(void **state)
     free(out);
     config_free(&cfg);
     load_ok(&cfg, BASE);
-    assert_int_equal(cfg.tables[0].split, 1);
+    assert_int_equal(cfg.tables[0].split, 0);
     assert_int_equal(cfg.run.split_rows, 1000000);
     config_free(&cfg);
 
