@@ -20,14 +20,16 @@ enum { BUF_OK = 0, BUF_OOM, BUF_TOO_BIG };
 typedef struct {
     char *ptr;
     size_t len, cap;
-    int fail; /* BUF_*: sticky, so callers may check once after several appends */
+    size_t limit; /* most bytes it may hold; 0 means TPL_MAX_OUTPUT */
+    int fail;     /* BUF_*: sticky, so callers may check once after several appends */
 } buf_t;
 
 static bool buf_reserve(buf_t *b, size_t extra)
 {
     if (b->fail)
         return false;
-    if (extra > TPL_MAX_OUTPUT || b->len + extra > TPL_MAX_OUTPUT) {
+    size_t limit = b->limit ? b->limit : TPL_MAX_OUTPUT;
+    if (extra > limit || b->len + extra > limit) {
         b->fail = BUF_TOO_BIG;
         return false;
     }
@@ -2076,6 +2078,8 @@ typedef struct {
     tpl_value_t *scopes; /* dicts; [0] holds the template's top-level sets */
     size_t nscopes, scap;
     uint64_t steps;
+    uint64_t max_steps; /* the host's budget, at most TPL_MAX_STEPS */
+    size_t max_output;  /* the host's limit on any string, at most TPL_MAX_OUTPUT */
 } render_t;
 
 static bool eval(render_t *r, const node_t *n, tpl_value_t *out);
@@ -2083,9 +2087,21 @@ static bool eval(render_t *r, const node_t *n, tpl_value_t *out);
 static bool charge(render_t *r, uint64_t units, size_t pos)
 {
     r->steps += units;
-    if (r->steps > TPL_MAX_STEPS)
-        return fail(r->c, pos, "template exceeds its evaluation budget (%u steps)", TPL_MAX_STEPS);
+    if (r->steps > r->max_steps)
+        return fail(r->c, pos, "template exceeds its evaluation budget (%llu steps)",
+                    (unsigned long long)r->max_steps);
     return true;
+}
+
+static bool too_big(render_t *r, size_t pos)
+{
+    return fail(r->c, pos, "string or output too large (limit %zu bytes)", r->max_output);
+}
+
+/* An empty buffer that holds at most the host's limit. */
+static buf_t render_buf(const render_t *r)
+{
+    return (buf_t){.limit = r->max_output};
 }
 
 static bool buf_check(render_t *r, const buf_t *b, size_t pos)
@@ -2093,7 +2109,7 @@ static bool buf_check(render_t *r, const buf_t *b, size_t pos)
     if (b->fail == BUF_OOM)
         return fail(r->c, pos, "out of memory");
     if (b->fail == BUF_TOO_BIG)
-        return fail(r->c, pos, "string or output too large (limit %u bytes)", TPL_MAX_OUTPUT);
+        return too_big(r, pos);
     return true;
 }
 
@@ -2112,7 +2128,7 @@ static bool copy_value(render_t *r, tpl_value_t *dst, const tpl_value_t *src, si
 /* Converts v with str() into a new string value. */
 static bool to_string_value(render_t *r, const tpl_value_t *v, tpl_value_t *out, size_t pos)
 {
-    buf_t b = {0};
+    buf_t b = render_buf(r);
     value_str(&b, v, false);
     bool ok = buf_check(r, &b, pos) && charge(r, b.len / 16, pos) &&
               (buf_to_value(&b, out) || fail(r->c, pos, "out of memory"));
@@ -2434,7 +2450,7 @@ static bool eval_call(render_t *r, const node_t *n, tpl_value_t *out)
     while (root->kind == E_ATTR || root->kind == E_ITEM)
         root = root->kids[0];
     size_t at = root->pos;
-    buf_t nb = {0};
+    buf_t nb = render_buf(r);
     if (!callee_name(r, callee, &nb)) {
         free(nb.ptr);
         if (callee->kind == E_NAME)
@@ -2544,7 +2560,7 @@ static bool eval_filter(render_t *r, const node_t *n, tpl_value_t *out)
     }
     bool ok = true;
     const tpl_value_t *p[3];
-    buf_t b = {0};
+    buf_t b = render_buf(r);
     memset(out, 0, sizeof *out);
     if (soft) {
         static const char *const names[] = {"default_value", "boolean"};
@@ -2869,19 +2885,36 @@ static bool repeat(render_t *r, const node_t *n, const tpl_value_t *seq, const t
     if (times < 0)
         times = 0;
     if (seq->type == TPL_STRING) {
-        buf_t b = {0};
-        if (seq->u.str.len && (uint64_t)times > TPL_MAX_OUTPUT / seq->u.str.len)
-            b.fail = BUF_TOO_BIG;
-        for (int64_t i = 0; i < times && !b.fail; i++)
-            buf_add(&b, seq->u.str.ptr, seq->u.str.len);
-        bool ok = buf_check(r, &b, n->pos) && charge(r, b.len / 16, n->pos) &&
-                  (buf_to_value(&b, out) || fail(r->c, n->pos, "out of memory"));
+        /* The size is known up front: bill it, then fill by doubling what is already there
+         * (log2(times) copies, not one per repetition, which '' * 10**12 made endless). */
+        size_t len = seq->u.str.len;
+        if (len && (uint64_t)times > r->max_output / len)
+            return too_big(r, n->pos);
+        size_t total = len ? len * (size_t)times : 0;
+        if (!charge(r, total / 16, n->pos))
+            return false;
+        buf_t b = render_buf(r);
+        if (!buf_reserve(&b, total))
+            return buf_check(r, &b, n->pos);
+        if (total) {
+            memcpy(b.ptr, seq->u.str.ptr, len);
+            for (size_t have = len; have < total;) {
+                size_t k = have < total - have ? have : total - have;
+                memcpy(b.ptr + have, b.ptr, k);
+                have += k;
+            }
+        }
+        b.len = total;
+        b.ptr[total] = '\0';
+        bool ok = buf_to_value(&b, out) || fail(r->c, n->pos, "out of memory");
         free(b.ptr);
         return ok;
     }
     *out = tpl_value_list();
-    if (seq->u.list.len && (uint64_t)times > TPL_MAX_STEPS / seq->u.list.len)
-        return charge(r, TPL_MAX_STEPS + 1u, n->pos);
+    if (!seq->u.list.len)
+        return true;
+    if ((uint64_t)times > r->max_steps / seq->u.list.len)
+        return charge(r, r->max_steps + 1u, n->pos);
     for (int64_t i = 0; i < times; i++) {
         for (size_t k = 0; k < seq->u.list.len; k++) {
             tpl_value_t item;
@@ -2906,7 +2939,7 @@ static bool eval_binary(render_t *r, const node_t *n, const tpl_value_t *a, cons
     if (op == OP_ADD && ((a->type == TPL_STRING && b->type == TPL_STRING) ||
                          (a->type == TPL_LIST && b->type == TPL_LIST))) {
         if (a->type == TPL_STRING) {
-            buf_t buf = {0};
+            buf_t buf = render_buf(r);
             buf_add(&buf, a->u.str.ptr, a->u.str.len);
             buf_add(&buf, b->u.str.ptr, b->u.str.len);
             if (!buf_check(r, &buf, n->pos) || !charge(r, buf.len / 16, n->pos) ||
@@ -3118,7 +3151,7 @@ static bool eval(render_t *r, const node_t *n, tpl_value_t *out)
         return ok;
     }
     case E_CONCAT: {
-        buf_t b = {0};
+        buf_t b = render_buf(r);
         for (size_t i = 0; i < n->nkids; i++) {
             tpl_value_t v;
             if (!eval(r, n->kids[i], &v)) {
@@ -3414,7 +3447,12 @@ bool tpl_render(const char *file, const char *src, size_t len, const tpl_host_t 
         return fail(&c, 0, "out of memory");
     lexer_t lx = {.c = &c};
     node_t *root = NULL;
-    render_t r = {.c = &c, .host = host};
+    render_t r = {.c = &c, .host = host, .max_steps = TPL_MAX_STEPS, .max_output = TPL_MAX_OUTPUT};
+    if (host && host->max_steps && host->max_steps < r.max_steps)
+        r.max_steps = host->max_steps;
+    if (host && host->max_output && host->max_output < r.max_output)
+        r.max_output = host->max_output;
+    r.out = render_buf(&r);
     bool ok = lex(&lx);
     if (ok) {
         parser_t p = {.c = &c, .t = lx.toks, .n = lx.n};

@@ -10,7 +10,8 @@
 
 #define TPL_WUR __attribute__((warn_unused_result))
 
-/* Limits that keep hostile templates from exhausting the stack, memory or time. */
+/* Limits that keep hostile templates from exhausting the stack, memory or time. The output
+ * and step limits are ceilings: a host may ask for less (tpl_host_t.max_output, .max_steps). */
 #define TPL_MAX_DEPTH  100         /* nested blocks, nested expressions, nested values */
 #define TPL_MAX_OUTPUT (16u << 20) /* bytes in the output and in any one string */
 #define TPL_MAX_STEPS  10000000u   /* evaluation work units (nodes, copied items, 16 bytes) */
@@ -78,6 +79,10 @@ typedef struct tpl_host {
      * borrowed. Returns a tpl_call_result_t. NULL means no host functions. */
     int (*call)(void *ud, const char *name, const tpl_value_t *args, size_t nargs,
                 const tpl_kwarg_t *kw, size_t nkw, tpl_value_t *out, char *err, size_t errlen);
+    /* Work limits for one render; 0 (or more than the ceiling) means the ceiling. A smaller
+     * budget fails sooner with the same errors, e.g. for a fuzzer that must stay fast. */
+    size_t max_output;  /* bytes in the output and in any one string; ceiling TPL_MAX_OUTPUT */
+    uint64_t max_steps; /* evaluation work units; ceiling TPL_MAX_STEPS */
 } tpl_host_t;
 
 typedef struct tpl_error {

@@ -541,6 +541,93 @@ static void test_limits(void **state)
     free(s);
 }
 
+/* Repetition fills its result by doubling, yet stays bounded by the same limits. */
+static void test_repeat(void **state)
+{
+    (void)state;
+    expect_render("{{ 'abc' * 7 }}|{{ 'ab' * 1 }}|{{ 'ab' * 0 }}|{{ 'ab' * -3 }}|{{ 'q' * 2 }}",
+                  "abcabcabcabcabcabcabc|ab|||qq");
+    expect_render("{{ [1, 'a'] * 3 }}", "[1, 'a', 1, 'a', 1, 'a']");
+    /* Empty sequences repeated without end once looped once per repetition. */
+    expect_render("{{ '' * 100000000000 }}|{{ ([] * 100000000000) | length }}", "|0");
+    expect_render("{{ ('x' * 16777216) | length }} {{ ('xyz' * 5592405) | length }}",
+                  "16777216 16777215");
+    expect_error("{{ 'x' * 16777217 }}", "1:8: string or output too large (limit 16777216 bytes)");
+    expect_error("{{ 'ab' * 9223372036854775807 }}",
+                 "1:9: string or output too large (limit 16777216 bytes)");
+    /* Each repetition is billed before it is built: ten 16 MiB strings use the budget up. */
+    expect_error_contains("{% for i in range(100) %}{% set s = 'x' * 16777216 %}{% endfor %}",
+                          "evaluation budget (10000000 steps)");
+    expect_error_contains("{{ [1] * 10000001 }}", "evaluation budget");
+}
+
+static bool render_with(const tpl_host_t *h, const char *src, char **out, tpl_error_t *err)
+{
+    size_t len;
+    bool ok = tpl_render("t.sql", src, strlen(src), h, out, &len, err);
+    if (ok)
+        assert_int_equal(len, strlen(*out));
+    return ok;
+}
+
+/* A host may lower the output and step limits for one render; never raise them. */
+static void test_host_limits(void **state)
+{
+    (void)state;
+    tpl_host_t h = dbt_host;
+    h.max_output = 100;
+    h.max_steps = 1000;
+    char *out = NULL, msg[1024];
+    tpl_error_t err;
+    assert_true(render_with(&h, "{{ 'x' * 100 }}", &out, &err));
+    assert_int_equal(strlen(out), 100);
+    free(out);
+    assert_false(render_with(&h, "{{ 'x' * 101 }}", &out, &err));
+    assert_null(out);
+    tpl_error_format(&err, msg, sizeof msg);
+    assert_string_equal(msg, "t.sql:1:8: string or output too large (limit 100 bytes)");
+    /* The limit holds for the output as a whole, for literal text and for any one string. */
+    assert_false(render_with(&h, "{{ 'x' * 60 }}{{ 'y' * 60 }}", &out, &err));
+    tpl_error_format(&err, msg, sizeof msg);
+    assert_string_equal(msg, "t.sql:1:15: string or output too large (limit 100 bytes)");
+    char text[128];
+    memset(text, 'z', 101);
+    text[101] = '\0';
+    assert_false(render_with(&h, text, &out, &err));
+    assert_string_equal(err.message, "string or output too large (limit 100 bytes)");
+    assert_false(render_with(&h, "{{ ('x' * 60 ~ 'y' * 60) | length }}", &out, &err));
+    assert_string_equal(err.message, "string or output too large (limit 100 bytes)");
+    assert_false(
+        render_with(&h, "{{ ['x' * 30, 'y' * 30] | join('-' * 50) | length }}", &out, &err));
+    assert_string_equal(err.message, "string or output too large (limit 100 bytes)");
+    /* Steps. */
+    assert_true(render_with(&h, "{{ range(500) | length }}", &out, &err));
+    assert_string_equal(out, "500");
+    free(out);
+    assert_false(render_with(&h, "{{ range(2000) | length }}", &out, &err));
+    tpl_error_format(&err, msg, sizeof msg);
+    assert_string_equal(msg, "t.sql:1:4: template exceeds its evaluation budget (1000 steps)");
+    assert_false(render_with(&h,
+                             "{% for i in range(100) %}{% for j in range(100) %}"
+                             "{% endfor %}{% endfor %}",
+                             &out, &err));
+    assert_string_equal(err.message, "template exceeds its evaluation budget (1000 steps)");
+    assert_false(render_with(&h, "{{ [1, 2] * 501 }}", &out, &err));
+    assert_string_equal(err.message, "template exceeds its evaluation budget (1000 steps)");
+    /* Above the ceilings (or 0) means the ceilings. */
+    h.max_output = SIZE_MAX;
+    h.max_steps = UINT64_MAX;
+    assert_false(render_with(&h, "{{ 'x' * 16777217 }}", &out, &err));
+    assert_string_equal(err.message, "string or output too large (limit 16777216 bytes)");
+    assert_false(render_with(&h, "{{ range(20000000) | length }}", &out, &err));
+    assert_string_equal(err.message, "template exceeds its evaluation budget (10000000 steps)");
+    h.max_output = 0;
+    h.max_steps = 0;
+    assert_true(render_with(&h, "{{ ('x' * 16777216) | length }}", &out, &err));
+    assert_string_equal(out, "16777216");
+    free(out);
+}
+
 /* Mutated model files must render or fail cleanly; run under ASan this catches overflows. */
 static void test_mutations(void **state)
 {
@@ -742,6 +829,8 @@ int main(void)
         cmocka_unit_test(test_errors_filters_and_functions),
         cmocka_unit_test(test_errors_runtime),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_repeat),
+        cmocka_unit_test(test_host_limits),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_host_interface),
         cmocka_unit_test(test_values),
