@@ -6,9 +6,8 @@
 # non-UTF-8 bytes in paths and JSON, a JSON body nested 10,000 deep. Each gets the right
 # 4xx (or the connection is dropped), a poller checks /health every 100 ms throughout (each
 # answer 200 within 1 s), no POST in the battery starts a run, and the daemon is alive at
-# the end. Controls: a well-formed GET and a pipelined pair answer 200.
-# A check marked "# TODO" is a known gap: printed as "not ok ... # TODO", not counted as a
-# failure (TAP's meaning); the report and the summary line name it.
+# the end, the 2,000 idle connections included (the server evicts the longest idle one when
+# every slot is open). Controls: a well-formed GET and a pipelined pair answer 200.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/serve.sh"
@@ -26,9 +25,8 @@ import re, socket, sys, threading, time
 PORT = int(sys.argv[1])
 out = []
 
-def say(ok, what, todo=False):
-    tag = "PASS" if ok else ("TODO" if todo else "FAIL")
-    print("%s %s" % (tag, what), flush=True)
+def say(ok, what):
+    print("%s %s" % ("PASS" if ok else "FAIL", what), flush=True)
 
 def conn(timeout=5):
     s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
@@ -199,7 +197,7 @@ while time.time() - t0 < 3:
     time.sleep(0.1)
 bad = [s for s in during if s != 200]
 say(not bad, "/health with 2,000 idle connections open: %d/%d answered 200 (others: %s)" %
-    (len(during) - len(bad), len(during), sorted(set(bad))), todo=True)
+    (len(during) - len(bad), len(during), sorted(set(bad))))
 for s in idle:
     s.close()
 time.sleep(0.5)
@@ -208,22 +206,21 @@ expect("after the idle connections closed: GET /health", b"GET /health HTTP/1.1\
 
 stop.set()
 th.join()
-outside = [p for p in polls if not (idle_from - 1 <= p[0] <= idle_to)]
-bad = [p for p in outside if p[1] != 200 or p[2] >= 1]
-say(len(outside) > 50 and not bad,
-    "/health polled every 100 ms through the battery (idle-connection window aside): "
-    "%d requests, %d not 200 within 1 s, max %.3fs" % (len(outside), len(bad), max(p[2] for p in outside)))
+in_idle = [p for p in polls if idle_from <= p[0] <= idle_to]
+bad = [p for p in polls if p[1] != 200 or p[2] >= 1]
+say(len(polls) > 50 and len(in_idle) > 10 and not bad,
+    "/health polled every 100 ms through the battery, the idle connections included: "
+    "%d requests (%d while 2,000 were idle), %d not 200 within 1 s, max %.3fs" %
+    (len(polls), len(in_idle), len(bad), max(p[2] for p in polls)))
 print("POLL %d %d %.3f" % (len(polls), len([p for p in polls if p[1] != 200 or p[2] >= 1]),
                            max(p[2] for p in polls)), flush=True)
 PY
 
-# One line per check: PASS / FAIL / TODO.
-TODOS=0
+# One line per check: PASS / FAIL.
 while IFS= read -r line; do
   case "$line" in
     PASS\ *) pass "${line#PASS }" ;;
     FAIL\ *) fail "${line#FAIL }" ;;
-    TODO\ *) echo "not ok - ${line#TODO } # TODO known gap"; TODOS=$((TODOS + 1)) ;;
     POLL\ *) read -r _ n bad max <<<"$line"; echo "# /health poller: $n requests, $bad not 200 in 1 s, max ${max}s" ;;
     *) echo "# $line" ;;
   esac
@@ -231,4 +228,3 @@ done <"$WORK/battery.txt"
 check_eq "the battery ran to its end" 1 "$(grep -c '^POLL ' "$WORK/battery.txt")"
 check_eq "no POST of the battery started a run" "$runs0" "$(jget "$(curl -sS "$BASE/api/runs")" 'j["total"]')"
 check_eq "the daemon is alive and serving" 200 "$(api GET /health | cut -d' ' -f1)"
-[ "$TODOS" = 0 ] || echo "# $TODOS known gap(s) marked TODO (not counted as failures)"
