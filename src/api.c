@@ -850,7 +850,8 @@ bool api_init(api_t *a, service_t *svc, const char *token)
     if (token && *token && !(a->token = strdup(token)))
         return false;
     a->http_total = metrics_counter(svc->metrics, "eltd_http_requests_total",
-                                    "HTTP requests answered by the API, by status code",
+                                    "HTTP responses by status code, the server's own refusals "
+                                    "(400, 408, 413, 431, 503 ...) included",
                                     METRICS_LABELS("code"));
     return a->http_total != NULL;
 }
