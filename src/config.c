@@ -150,6 +150,9 @@ static const field_t http_fields[] = {
      "concurrent connections; when all are open the longest idle one is closed for a new one"},
     {"header_timeout", F_DURATION, OFF(http.header_timeout), "10s", 1, 3600, NULL, false,
      "time a client has to send a request head, and longest stall in a body (then 408)"},
+    {"rate_during_runs", F_INT, OFF(http.rate_during_runs), "1000", 0, 1000000, NULL, false,
+     "requests a second the API answers while a run is active, the rest waiting their turn "
+     "(0: no limit); /health and /ready are never held"},
     {"max_body_bytes", F_SIZE, OFF(http.max_body_bytes), "1MiB", 1024, 1073741824.0, NULL, false,
      "request body limit"},
     {0},

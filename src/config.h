@@ -74,6 +74,7 @@ typedef struct config {
         char *token;  /* bearer token for mutating endpoints; empty = none */
         bool allow_public_without_token;
         int64_t max_connections;
+        int64_t rate_during_runs; /* API requests a second while a run is active; 0 = any */
         double header_timeout; /* seconds a client has to send a request head */
         int64_t max_body_bytes;
     } http;

@@ -73,6 +73,7 @@ struct http_conn_s {
     bool closing;                /* conn_close was called */
     bool counted;                /* counted in server->n_active */
     bool in_idle;                /* linked in the server's idle list */
+    bool paced;                  /* the request waits for its turn: the timer hands it over */
     bool reading;                /* uv_read_start is in effect */
     bool keep_alive;             /* keep the connection after the current response */
     bool is_head;                /* the current request is HEAD: send no body */
@@ -782,6 +783,44 @@ static bool conn_head_done(http_conn_t *c)
     return true;
 }
 
+/* ---- pacing ---- */
+
+/* Milliseconds the request must wait for its turn, taking the turn; 0 = go now. Turns are
+ * 1/pace apart; one not taken is not saved up, so no burst follows a quiet spell. */
+static uint64_t pace_wait(const http_conn_t *c)
+{
+    http_server_t *s = c->server;
+    if (s->pace_per_s <= 0)
+        return 0;
+    for (const char *const *p = s->lim.unpaced; p && *p; p++)
+        if (!strcmp(c->req.path, *p))
+            return 0;
+    double now = (double)uv_now(s->loop);
+    double turn = s->pace_next_ms > now ? s->pace_next_ms : now;
+    s->pace_next_ms = turn + 1000.0 / s->pace_per_s;
+    return (uint64_t)(turn - now + 0.5);
+}
+
+/* The request's turn came (or pacing ended): the handler gets it. A connection closed while
+ * waiting never gets here: closing closes its timer. */
+static void on_turn(uv_timer_t *t)
+{
+    http_conn_t *c = t->data;
+    c->paced = false;
+    c->server->handler(&c->ex, &c->req, c->server->ud);
+}
+
+void http_server_set_pace(http_server_t *s, double per_second)
+{
+    s->pace_per_s = per_second > 0 ? per_second : 0;
+    if (s->pace_per_s > 0)
+        return;
+    s->pace_next_ms = 0;
+    for (http_conn_t *c = s->conns; c; c = c->next)
+        if (c->paced && !c->closing)
+            uv_timer_start(&c->timer, on_turn, 0, 0);
+}
+
 static void conn_dispatch(http_conn_t *c)
 {
     http_server_t *s = c->server;
@@ -816,6 +855,13 @@ static void conn_dispatch(http_conn_t *c)
     c->ex.cancel_ud = NULL;
     c->ex.extra_len = 0;
     c->started_ms = uv_now(s->loop);
+    uint64_t wait = pace_wait(c);
+    if (wait > 0) {
+        c->paced = true;
+        uv_timer_start(&c->timer, on_turn, wait, 0);
+        server_event(s, HTTP_EVENT_PACED, 0);
+        return;
+    }
     s->handler(&c->ex, &c->req, s->ud);
 }
 
@@ -1135,6 +1181,7 @@ int http_server_start(http_server_t *s, uv_loop_t *loop, const char *host, int p
             s->lim.idle_timeout_ms = lim->idle_timeout_ms;
         if (lim->max_connections)
             s->lim.max_connections = lim->max_connections;
+        s->lim.unpaced = lim->unpaced;
     }
     if (!host || !*host)
         host = "0.0.0.0";

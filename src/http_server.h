@@ -20,6 +20,7 @@ typedef struct http_limits_s {
     uint64_t header_timeout_ms; /* whole head, and longest body stall: 10 s → 408 */
     uint64_t idle_timeout_ms;   /* keep-alive wait, and longest write stall: 60 s → close */
     unsigned max_connections;   /* open client connections: 512 → evict the longest idle */
+    const char *const *unpaced; /* NULL-terminated paths pacing never holds; NULL = none */
 } http_limits_t;
 
 /* When a connection arrives and max_connections are open, the connection idle the longest is
@@ -95,6 +96,7 @@ typedef void (*http_server_close_fn)(http_server_t *s);
 typedef enum {
     HTTP_EVENT_ANSWERED, /* the server answered status itself: a refused request or a 503 */
     HTTP_EVENT_EVICTED,  /* an idle connection was closed to admit a new one (status 0) */
+    HTTP_EVENT_PACED,    /* a request waits for its turn under http_server_set_pace (0) */
 } http_event_t;
 typedef void (*http_event_fn)(http_event_t ev, int status, void *ud);
 
@@ -111,6 +113,8 @@ struct http_server_s {
     unsigned n_conns;              /* connections allocated and not yet freed */
     unsigned n_active;             /* connections counted against max_connections */
     uint64_t evictions;            /* connections evicted since start */
+    double pace_per_s;             /* requests a second the handler gets; 0 = no pacing */
+    double pace_next_ms;           /* loop time of the next free turn (see conn_dispatch) */
     http_event_fn on_event;        /* told of answers and evictions, or NULL */
     void *event_ud;                /* its user data */
     int port;                      /* bound port */
@@ -142,6 +146,14 @@ uint64_t http_server_evictions(const http_server_t *s);
  * (400, 408, 413, 414, 417, 431, 501, 505, 503...), and for every eviction. Call after a
  * successful http_server_start. */
 void http_server_set_event_cb(http_server_t *s, http_event_fn cb, void *ud);
+
+/* Pacing: while per_second > 0, the handler gets at most that many requests a second;
+ * a request beyond it waits for its turn (turns are handed out in arrival order, 1/per_second
+ * apart), holding its connection's one request — a client waits for an answer before it
+ * sends the next, so a flood of clients slows to the pace instead of taking the CPU from
+ * the rest of the loop. Paths in lim.unpaced are never held. 0 ends pacing; the requests
+ * waiting then go to the handler at once. */
+void http_server_set_pace(http_server_t *s, double per_second);
 
 /* Stops accepting and closes every connection, cancelling pending exchanges; cb (may be NULL)
  * runs once every handle is closed, after which s may be freed. Call once, after a successful

@@ -412,6 +412,8 @@ static void on_run_freed(void *ud)
     free_request(r);
     s->active = NULL;
     metrics_gauge_set(s->m.active_runs, 0, METRICS_NO_LABELS);
+    if (s->active_cb)
+        s->active_cb(s, false, s->active_ud);
     if (s->shutting_down) {
         uv_timer_stop(&s->grace);
         maybe_close(s);
@@ -468,6 +470,8 @@ static void start_next(service_t *s)
         r->started_at = util_wall_now();
         journal_started(s, r);
         metrics_gauge_set(s->m.active_runs, 1, METRICS_NO_LABELS);
+        if (s->active_cb)
+            s->active_cb(s, true, s->active_ud);
         if (!run_start(run, on_run_done, s, err, sizeof err)) {
             finish(s, r, RUN_FAILED, util_wall_now(), err);
             run_free(run, on_run_freed, s);
@@ -872,6 +876,12 @@ void service_shutdown(service_t *s, service_done_cb done, void *ud)
             cancel_active(s, "cancelled: shutdown");
     }
     maybe_close(s);
+}
+
+void service_set_active_cb(service_t *s, service_active_cb cb, void *ud)
+{
+    s->active_cb = cb;
+    s->active_ud = ud;
 }
 
 void service_free(service_t *s)

@@ -42,6 +42,8 @@ typedef struct svc_run {
 
 typedef struct service service_t;
 typedef void (*service_done_cb)(service_t *s, void *ud);
+/* Told when a run starts (true) and when it has ended and freed its handles (false). */
+typedef void (*service_active_cb)(service_t *s, bool active, void *ud);
 
 struct service {
     uv_loop_t *loop;
@@ -71,6 +73,8 @@ struct service {
     int open_handles;        /* handles and clients not yet closed */
     service_done_cb done_cb; /* service_shutdown's callback */
     void *done_ud;
+    service_active_cb active_cb; /* see service_set_active_cb, or NULL */
+    void *active_ud;
 };
 
 /* Opens the journal, replays the history (a run left queued or running by a crash is
@@ -78,6 +82,9 @@ struct service {
  * the schedule (catching up once if a fire was missed). NULL with err set on failure. */
 service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err,
                        size_t errlen) SERVICE_MUST_CHECK;
+
+/* cb (NULL removes it) learns when a run becomes active and when it is over. */
+void service_set_active_cb(service_t *s, service_active_cb cb, void *ud);
 
 /* What a trigger got. */
 typedef struct svc_trigger_result {

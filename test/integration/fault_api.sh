@@ -6,7 +6,8 @@
 #     database, never ran); an unknown or injected table/model name with the token is 400
 #     and reaches no SQL either; the token never appears in the daemon's output, /status,
 #     /api/runs, /metrics or any error body. Control: the right token starts a run.
-# (10) 200 concurrent clients (wrk, 100 on /status + 100 on /metrics) during a full load:
+# (10) 200 concurrent clients (wrk, 100 on /status + 100 on /metrics) during a full load,
+#     paced to http.rate_during_runs while the run is active, /health never held:
 #     no socket error, no non-2xx answer, the load succeeds and is exact. The load's time
 #     with and without the traffic is printed (not asserted; test/bench/http_load.sh
 #     measures it properly).
@@ -141,7 +142,13 @@ c=$(req POST /webhook/manual "${AUTH[@]}")
 check_eq "(10) trigger under traffic" 202 "$c"
 id=$(jget "$(cat "$WORK/b")" 'j["run_id"]')
 wrk_up=$(kill -0 "$W1" 2>/dev/null && kill -0 "$W2" 2>/dev/null && echo True || echo False)
+# /health is never held by the pacing (http.rate_during_runs): polled through the load.
+( while :; do curl -sS -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "$BASE/health"; sleep 0.05; done ) \
+  >"$WORK/health-polls.txt" 2>&1 &
+HP=$!
+CLEANUP_PIDS+=("$HP")
 wait_run_final 120 "$id" || true
+kill "$HP" 2>/dev/null; wait "$HP" 2>/dev/null || true
 cpu1=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
 wait "$W1" || true
 wait "$W2" || true
@@ -156,6 +163,14 @@ for w in status metrics; do
   check_eq "(10) /$w: wrk made requests" True "$([ "${reqs:-0}" -gt 1000 ] && echo True || echo False)"
 done
 check_eq "(10) the 200 clients were running when the load started" True "$wrk_up"
+check_eq "(10) /health during the load: every poll 200 within 1 s" True "$($PY -c "
+import sys
+p = [l.split() for l in open('$WORK/health-polls.txt') if l.strip()]
+print(len(p) >= 3 and all(len(x) == 2 and x[0] == '200' and float(x[1]) < 1 for x in p))")"
+echo "# /health polls during the load: $(wc -l <"$WORK/health-polls.txt"), slowest $(sort -k2 -n "$WORK/health-polls.txt" | tail -1)"
+paced=$(curl -sS "$BASE/metrics" | awk '$1 == "eltd_http_requests_paced_total" {print $2}')
+check_eq "(10) the flood was paced during the run (eltd_http_requests_paced_total > 0)" True \
+  "$($PY -c "print(float('${paced:-0}') > 0)")"
 check_eq "(10) the run succeeded" success "$(run_state "$id")"
 check_eq "(10) exact" "$(pg_state)" "$(ch_state)"
 T_BUSY=$(jget "$(curl -sS "$BASE/api/runs/$id")" '[t["duration_seconds"] for t in j["tasks"] if t["name"] == "load:big"][0]')

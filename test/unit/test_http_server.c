@@ -41,6 +41,10 @@ struct fixture_s {
     int handled, cancelled;
     int answered, last_answered; /* responses the server sent itself, and the last status */
     int evicted;                 /* evictions reported through the event callback */
+    int paced;                   /* requests held for their turn (HTTP_EVENT_PACED) */
+    int n_echo;                  /* /echo requests the handler got */
+    uint64_t echo_at[16];        /* loop time of each (the first 16) */
+    int health_after;            /* /echo requests handled before /health; -1 = not yet */
     client_t *clients[MAX_CLIENTS];
 };
 
@@ -118,6 +122,10 @@ static void handler(http_exchange_t *ex, const http_request_t *req, void *ud)
     fixture_t *fx = ud;
     fx->handled++;
     assert_ptr_equal(http_exchange_request(ex), req);
+    if (strcmp(req->path, "/echo") == 0 && fx->n_echo < 16)
+        fx->echo_at[fx->n_echo++] = uv_now(&fx->loop);
+    if (strcmp(req->path, "/health") == 0)
+        fx->health_after = fx->n_echo;
     if (strcmp(req->path, "/echo") == 0) {
         const char *x = http_request_header(req, "x-test");
         char buf[4096];
@@ -158,6 +166,7 @@ static int setup(void **state)
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
+    fx->health_after = -1;
     uv_timer_init(&fx->loop, &fx->deadline);
     fx->deadline.data = fx;
     *state = fx;
@@ -167,9 +176,12 @@ static int setup(void **state)
 static void on_event(http_event_t ev, int status, void *ud)
 {
     fixture_t *fx = ud;
-    if (ev == HTTP_EVENT_EVICTED) {
+    if (ev == HTTP_EVENT_EVICTED || ev == HTTP_EVENT_PACED) {
         assert_int_equal(status, 0);
-        fx->evicted++;
+        if (ev == HTTP_EVENT_EVICTED)
+            fx->evicted++;
+        else
+            fx->paced++;
         return;
     }
     assert_int_equal(ev, HTTP_EVENT_ANSWERED);
@@ -899,6 +911,73 @@ static void test_max_connections_evicts_idle(void **state)
     assert_int_equal(fx->answered, 0);
 }
 
+static bool paced_is(void *arg)
+{
+    fixture_t *fx = ((void **)arg)[0];
+    return fx->paced == *(int *)((void **)arg)[1];
+}
+
+static bool echoes_are(void *arg)
+{
+    fixture_t *fx = ((void **)arg)[0];
+    return fx->n_echo == *(int *)((void **)arg)[1];
+}
+
+static bool health_seen(void *arg)
+{
+    return ((fixture_t *)arg)->health_after >= 0;
+}
+
+/* Pacing at 10 requests a second: of five clients' requests the first reaches the handler at
+ * once and the others wait their turns, 100 ms apart; an unpaced path overtakes them; a
+ * client that leaves while waiting never reaches the handler; ending the pace hands a
+ * waiting request over at once (its turn was 10 s away). */
+static void test_pacing(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const unpaced[] = {"/health", NULL};
+    http_limits_t lim = {.unpaced = unpaced};
+    start_server(fx, &lim);
+    http_server_set_pace(&fx->server, 10);
+    client_t *cl[5];
+    for (int i = 0; i < 5; i++) {
+        cl[i] = client_connect(fx);
+        client_sends(cl[i], "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    int want = 4;
+    void *args[2] = {fx, &want};
+    assert_true(run_until(fx, paced_is, args, DEADLINE_MS));
+    assert_true(fx->n_echo < 5);
+    client_t *h = client_connect(fx);
+    client_sends(h, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(run_until(fx, health_seen, fx, DEADLINE_MS));
+    assert_true(fx->health_after < 5);
+
+    /* The last one leaves while it waits: four are handled, 100 ms apart at least. */
+    client_close(cl[4]);
+    want = 4;
+    assert_true(run_until(fx, echoes_are, args, DEADLINE_MS));
+    for (int i = 1; i < 4; i++)
+        assert_true(fx->echo_at[i] - fx->echo_at[i - 1] >= 99);
+    want = 5;
+    assert_false(run_until(fx, echoes_are, args, 300));
+
+    /* One turn each 10 s: the second request waits, until pacing ends. */
+    http_server_set_pace(&fx->server, 0.1);
+    client_sends(cl[0], "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    client_sends(cl[1], "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    want = 5;
+    assert_true(run_until(fx, paced_is, args, DEADLINE_MS));
+    http_server_set_pace(&fx->server, 0);
+    want = 6;
+    assert_true(run_until(fx, echoes_are, args, 2000));
+    resp_t r[2];
+    assert_int_equal(wait_responses(cl[1], 2, r), 2);
+    assert_int_equal(r[1].status, 200);
+    assert_int_equal(fx->evicted, 0);
+    assert_int_equal(fx->answered, 0);
+}
+
 /* A request in progress is never evicted: with every slot reading a body or awaiting its
  * handler, a new connection gets 503; once one is idle again it is the one evicted. */
 static void test_max_connections_503_when_busy(void **state)
@@ -1157,6 +1236,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_evicts_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_503_when_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pacing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_400_then_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smuggling_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fold_split_across_reads, setup, teardown),
