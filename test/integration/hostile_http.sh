@@ -205,16 +205,6 @@ def closed(s, timeout):
     except socket.timeout:
         return False
 
-def still_open(s):
-    s.setblocking(False)
-    try:
-        s.recv(65536)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-
 def timed_health():
     t0 = time.monotonic()
     st = rawhttp.status_of(port, rawhttp.HEALTH, 30)
@@ -234,8 +224,8 @@ print("held", 2 + ok)
 st, secs = timed_health()
 print("health1", st, "%.4f" % secs)
 print("silent_closed", closed(silent, 5))
-print("partial_open", still_open(partial))
-print("kept_open_1", sum(still_open(s) for s in kept))
+print("partial_open", rawhttp.still_open(partial))
+print("kept_open_1", sum(rawhttp.still_open(s) for s in kept))
 # That /health freed its slot when it closed: one more keep-alive client fills it again (or,
 # if it came before that close was read, evicts the partial head itself).
 refill = conn()
@@ -244,7 +234,7 @@ print("refill", one_response(refill)[0])
 st, secs = timed_health()
 print("health2", st, "%.4f" % secs)
 print("partial_closed", closed(partial, 5))
-print("kept_open_2", sum(still_open(s) for s in kept))
+print("kept_open_2", sum(rawhttp.still_open(s) for s in kept))
 last = kept[-1]
 last.setblocking(True)
 last.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -252,7 +242,7 @@ st, body = one_response(last)
 ev = [l.split()[1] for l in body.decode().splitlines()
       if l.startswith("eltd_http_connections_evicted_total ")]
 print("metrics_on_held", st, ev[0] if ev else "absent")
-print("kept_open_3", sum(still_open(s) for s in kept))
+print("kept_open_3", sum(rawhttp.still_open(s) for s in kept))
 for s in kept + [silent, partial, refill]:
     s.close()
 PY
@@ -303,18 +293,6 @@ def read_until(s, needle, timeout=5):
         pass
     return data
 
-def still_open(s):
-    s.setblocking(False)
-    try:
-        s.recv(65536)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        s.setblocking(True)
-
 bodies, cont = [], 0
 for _ in range(n):
     s = conn()
@@ -324,7 +302,7 @@ for _ in range(n):
 print("continued", cont)
 t0 = time.monotonic()
 print("health_busy", rawhttp.status_of(port, rawhttp.HEALTH, 30), "%.4f" % (time.monotonic() - t0))
-print("busy_open", sum(still_open(s) for s in bodies))
+print("busy_open", sum(rawhttp.still_open(s) for s in bodies))
 # One body completes (404: no such path, no run); its connection is then idle, and evicted next.
 first = bodies[0]
 first.sendall(b"{}")
@@ -336,7 +314,7 @@ try:
     print("first_closed", first.recv(65536) == b"")
 except OSError:
     print("first_closed", True)
-print("others_open", sum(still_open(s) for s in bodies[1:]))
+print("others_open", sum(rawhttp.still_open(s) for s in bodies[1:]))
 for s in bodies:
     s.close()
 PY

@@ -62,6 +62,20 @@ def read_all(s, timeout):
     return data
 
 
+def still_open(s):
+    """True while the server has neither closed nor reset the connection (no byte pending)."""
+    s.setblocking(False)
+    try:
+        s.recv(65536)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.setblocking(True)
+
+
 def exchange(port, raw, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
