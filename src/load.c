@@ -87,10 +87,11 @@ typedef struct attempt {
     char *target, *side, *old; /* `raw`.`t`, `raw`.`t__eltd_new`, `raw`.`t__eltd_old` */
     char *create_sql;          /* CREATE TABLE side ... */
     bool target_exists, same_structure, incremental;
-    char *target_ddl;          /* SHOW CREATE of the target, for comparison */
-    char *watermark;           /* incremental: text of max(cursor), NULL = none */
-    const column_t *split_col; /* the integer key the ranges are cut on, NULL = pages */
-    char relkind;              /* pg_class.relkind of the source: 'r' table, 'v' view ... */
+    char *target_ddl;           /* SHOW CREATE of the target, for comparison */
+    char *watermark;            /* incremental: text of max(cursor), NULL = none */
+    const column_t *split_col;  /* the integer key the ranges are cut on, NULL = pages */
+    char relkind;               /* pg_class.relkind of the source: 'r' table, 'v' view ... */
+    int64_t bound_lo, bound_hi; /* the split's bounds while the planner is asked for rows */
 
     /* streaming */
     stream_t *streams;
@@ -1089,31 +1090,13 @@ static int64_t stream_count(const attempt_t *a, int64_t est, uint64_t units, cha
     return n;
 }
 
-static void on_bounds(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+/* Splits [lo, hi] (keys, or pages 0..count-1) for a table of about est rows. */
+static void split_on(attempt_t *a, int64_t lo, int64_t hi, int64_t est)
 {
-    (void)pg;
-    attempt_t *a = ud;
     const column_t *k = a->split_col;
-    if (err) {
-        fail(a, "PostgreSQL: reading the %s of %s.%s failed: %s", k ? "key range" : "page count",
-             a->table->schema, a->table->name, err);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) {
-        no_split(a, "the table is empty");
-        return;
-    }
-    /* Keys: min and max. Pages: 0 and the page count - 1 (may be -1: no page at all). */
-    int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    if (hi < lo) {
-        no_split(a, "the table is empty");
-        return;
-    }
     uint64_t d = (uint64_t)hi - (uint64_t)lo;
     uint64_t units = d == UINT64_MAX ? UINT64_MAX : d + 1;
-    /* rows: the planner's estimate; for a key never analysed, the width of its range */
-    int64_t est = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    /* A key never analysed: the width of its range stands for the rows. */
     if (est < 0 && k)
         est = units > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)units;
     char why[128];
@@ -1146,6 +1129,54 @@ static void on_bounds(pg_conn_t *pg, void *ud, const PGresult *res, const char *
     open_streams(a);
     if (!a->failing)
         prepare_side(a);
+}
+
+/* EXPLAIN's first line: "Seq Scan on t  (cost=0.00..123.00 rows=4567 width=28)". */
+static void on_row_estimate(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    (void)pg;
+    attempt_t *a = ud;
+    const char *line = !err && PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
+    const char *rows = strstr(line, " rows=");
+    split_on(a, a->bound_lo, a->bound_hi, rows ? strtoll(rows + 6, NULL, 10) : -1);
+}
+
+static void on_bounds(pg_conn_t *pg, void *ud, const PGresult *res, const char *err)
+{
+    attempt_t *a = ud;
+    const column_t *k = a->split_col;
+    if (err) {
+        fail(a, "PostgreSQL: reading the %s of %s.%s failed: %s", k ? "key range" : "page count",
+             a->table->schema, a->table->name, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) {
+        no_split(a, "the table is empty");
+        return;
+    }
+    /* Keys: min and max. Pages: 0 and the page count - 1 (may be -1: no page at all). */
+    int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (hi < lo) {
+        no_split(a, "the table is empty");
+        return;
+    }
+    int64_t est = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (est >= 0 || k || a->table->split != 0) {
+        split_on(a, lo, hi, est);
+        return;
+    }
+    /* split: auto on pages of a table never analysed (reltuples -1, as after a bulk load
+     * until autovacuum comes by): the planner still estimates its rows from its pages. */
+    a->bound_lo = lo;
+    a->bound_hi = hi;
+    char *qs = typemap_pg_ident(a->table->schema), *qt = typemap_pg_ident(a->table->name);
+    char *sql = (qs && qt) ? util_asprintf("EXPLAIN SELECT * FROM %s.%s", qs, qt) : NULL;
+    free(qs);
+    free(qt);
+    if (!sql || pg_conn_query(pg, sql, on_row_estimate, a) != 0)
+        fail(a, "PostgreSQL: %s", sql ? pg_conn_error(pg) : "out of memory");
+    free(sql);
 }
 
 /* Why the table's heap pages cannot be split into ranges, NULL when they can: TID range

@@ -6,7 +6,8 @@
 # Cases: a few-million-row table with split: 4 by pages equals PostgreSQL (count, sums, md5 of
 # the ordered rows) and ran four COPYs at once; an empty and a one-page table; by key: a
 # one-row and a sparse table, and int8's extremes; a text key refused by key but split by
-# pages, a composite key split by pages; a view (no pages, no key) loads unsplit with the
+# pages, a composite key split by pages; a table never analysed split on the planner's
+# estimate; a view (no pages, no key) loads unsplit with the
 # reasons; split: auto above and below run.split_rows; incremental with split (ranges AND the
 # watermark); one stream's backend terminated mid-load fails the load: previous table
 # intact, no side table.
@@ -40,6 +41,8 @@ pg "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $S CASCADE; CREATE 
     INSERT INTO $S.pair SELECT g / 10, g % 10, 'v' || g FROM generate_series(1, 1000) g;
     CREATE TABLE $S.autos (id int PRIMARY KEY, v text);
     INSERT INTO $S.autos SELECT g, 'v' || g FROM generate_series(1, 50000) g;
+    CREATE TABLE $S.fresh (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+    INSERT INTO $S.fresh SELECT g, 'v' || g FROM generate_series(1, 60000) g;
     CREATE TABLE $S.tiny (id int PRIMARY KEY, v text);
     INSERT INTO $S.tiny VALUES (1, 'a'), (2, 'b'), (3, 'c');
     CREATE VIEW $S.autos_v AS SELECT id, v FROM $S.autos WHERE id % 2 = 0;
@@ -56,7 +59,7 @@ cfg=$(TABLES_YAML='[{name: big, split: 4}, {name: empty, split: 4}, {name: tiny,
   {name: extremes, split: 3, split_by: key}, {name: texts, split: 4, split_by: key},
   {name: texts, target: texts_p, split: 4}, {name: pair, split: 2},
   {name: autos_v, split: 2}, {name: pair_v, split: 2, split_by: pages},
-  {name: autos, split: auto}, {name: inc, split: 3, mode: incremental, cursor: updated_at}]' \
+  {name: autos, split: auto}, {name: fresh, split: auto}, {name: inc, split: 3, mode: incremental, cursor: updated_at}]' \
   SPLIT_ROWS=10000 make_config split)
 ch "DROP DATABASE IF EXISTS $DB" >/dev/null
 
@@ -111,7 +114,7 @@ check_eq "big: md5 of the ordered rows equals PostgreSQL's" "$(pg_md5)" "$(ch_md
 check_contains "big: the count check is the sum of the COPY tags" \
   "table=big event=publish method=rename rows=$ROWS" "$OUT"
 
-for t in empty tiny one sparse extremes texts pair autos_v pair_v autos inc; do
+for t in empty tiny fresh one sparse extremes texts pair autos_v pair_v autos inc; do
   check_eq "$t: rows equal PostgreSQL" "$(pg "SELECT count(*) FROM $S.$t")" \
     "$(ch "SELECT count() FROM $DB.$t")"
 done
@@ -142,6 +145,10 @@ check_contains "pair_v: a view has no pages to split, logged why" \
   'table=pair_v event=no_split split=2 reason="page ranges need a table or materialized view"' "$OUT"
 check_contains "autos: auto above run.split_rows splits (at most 4)" \
   "table=autos event=split by=pages streams=4" "$OUT"
+check_eq "fresh: never analysed (reltuples -1)" -1 "$(pg "SELECT reltuples FROM pg_class WHERE oid = '$S.fresh'::regclass")"
+if grep -Eq "table=fresh event=split by=pages streams=[2-4] pages=[0-9]+ estimated_rows=[1-9][0-9]+ " <<<"$OUT"; then
+  pass "fresh: auto splits a never-analysed table on the planner's row estimate"
+else fail "fresh: no split on the planner's estimate: $(grep 'table=fresh' <<<"$OUT" | head -3)"; fi
 check_contains "inc: first incremental run (no target yet) split in 3" \
   "table=inc event=split by=pages streams=3" "$OUT"
 check_eq "no side table left" 0 "$(leftovers)"
