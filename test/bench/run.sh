@@ -15,7 +15,7 @@
 #   --out       also write the Markdown report to FILE
 #   --queue-bytes SIZE   eltd's run.queue_bytes (default: eltd's own default, 1MiB)
 #   --split "N ..."  also load order_items alone with `split: N` for each N (e.g. "1 2 4"),
-#               interleaved in every round as eltd-sN: N key-range COPY streams and inserts
+#               interleaved in every round as eltd-sN: N page-range COPY streams and inserts
 #
 # Servers: test/servers.sh starts PostgreSQL 15 + ClickHouse in a temporary directory, or
 # ELTD_TEST_ENV=DIR/env.sh points at running ones (their public.{customers,products,orders,
@@ -29,7 +29,8 @@
 #                FORMAT TabSeparated into bench.order_items_pipe (same structure, emptied first)
 #   c. python    test/bench/py_load.py: psycopg2 fetchall() + clickhouse-driver INSERT VALUES
 #                (native protocol) into bench.order_items_py
-#   d. eltd-1    eltd run -s order_items  (ClickHouse database bench_raw)
+#   d. eltd-1    eltd run -s order_items  (ClickHouse database bench_raw; eltd's defaults,
+#                so split: auto: 3 page-range streams for 3M rows)
 #      eltd-4    eltd run -s customers,products,orders,order_items
 # After every run ClickHouse's count() must equal PostgreSQL's count(*), or the bench fails.
 # Then: flat memory (eltd peak RSS at 0.3M, 3M [, 30M] rows) and a back-pressure run with
