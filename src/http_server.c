@@ -736,14 +736,24 @@ static bool conn_head_done(http_conn_t *c)
         conn_fail(c, 400, "HTTP/1.1 requests need exactly one Host header");
         return false;
     }
-    if (p->flags & F_TRANSFER_ENCODING) {
-        /* llhttp already refuses Content-Length beside it and a last coding other than
-         * chunked; codings stacked before chunked we do not implement. */
-        if ((p->flags & F_CONTENT_LENGTH) || count_headers(&c->req, "Transfer-Encoding") != 1) {
+    /* Framing is decided on the headers as sent, not on llhttp's flags: it sets no
+     * F_TRANSFER_ENCODING for an empty value, so "Content-Length: 0" beside
+     * "Transfer-Encoding:" reached the handler (fuzz_http found it) — a smuggling shape. */
+    size_t te = count_headers(&c->req, "Transfer-Encoding");
+    if (te > 0 || (p->flags & F_TRANSFER_ENCODING)) {
+        /* llhttp already refuses Content-Length beside a non-empty one and a last coding
+         * other than chunked; codings stacked before chunked we do not implement. */
+        if ((p->flags & F_CONTENT_LENGTH) || count_headers(&c->req, "Content-Length") > 0 ||
+            te != 1) {
             conn_fail(c, 400, "conflicting Transfer-Encoding");
             return false;
         }
-        if (strcasecmp(http_request_header(&c->req, "Transfer-Encoding"), "chunked") != 0) {
+        const char *coding = http_request_header(&c->req, "Transfer-Encoding");
+        if (!coding || !*coding) {
+            conn_fail(c, 400, "empty Transfer-Encoding");
+            return false;
+        }
+        if (strcasecmp(coding, "chunked") != 0) {
             conn_fail(c, 501, "only the chunked transfer coding is supported");
             return false;
         }

@@ -1054,6 +1054,11 @@ static void test_smuggling_refused(void **state)
            400);
     REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
            400);
+    /* An empty Transfer-Encoding, beside Content-Length (either order) or alone (fuzz_http). */
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost:\r\nContent-Length: 0\r\nTransfer-Encoding:\r\n\r\n", 400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc",
+           400);
+    REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n", 400);
     REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 3\r\n\r\nabc", 400);
     REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", 501);
     REFUSE(fx, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
