@@ -51,42 +51,25 @@ log() { echo "http_load.sh: $*" >&2; }
 PY=/usr/bin/python3
 command -v wrk >/dev/null || die "wrk missing (apt-get install wrk)"
 
-if [ -z "$ELTD" ]; then
-  ELTD=$ROOT/build-bench/eltd
-  if [ ! -x "$ELTD" ]; then
-    log "building $ELTD (Release)"
-    cmake -B "$ROOT/build-bench" -S "$ROOT" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$ROOT/build-bench" -j2 --target eltd >/dev/null
-  fi
-fi
-[ -x "$ELTD" ] || die "no eltd binary at $ELTD"
+# shellcheck source=test/bench/lib.sh
+. "$HERE/lib.sh"
+bench_eltd
 
 WORK=$(mktemp -d /tmp/eltd-hbench.XXXXXX)
-SRV="" DAEMON_PID="" DAEMON2_PID="" WRK_PID=""
+DAEMON_PID="" DAEMON2_PID="" WRK_PID=""
 cleanup() {
   local rc=$?
   [ -n "$WRK_PID" ] && { kill "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
   [ -n "$DAEMON_PID" ] && { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; }
   [ -n "$DAEMON2_PID" ] && { kill "$DAEMON2_PID" 2>/dev/null; wait "$DAEMON2_PID" 2>/dev/null; }
-  if [ -n "$SRV" ]; then
-    if [ $KEEP = 1 ]; then log "servers kept: ELTD_TEST_ENV=$SRV/env.sh (stop: test/servers.sh stop $SRV)"
-    else bash "$ROOT/test/servers.sh" stop "$SRV" >/dev/null 2>&1 || true; fi
-  fi
+  bench_servers_release
   rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${ELTD_TEST_ENV:-}" ]; then
-  # shellcheck disable=SC1090
-  . "$ELTD_TEST_ENV"
-else
-  SRV=$(mktemp -d /tmp/eltd-hbench-servers.XXXXXX)
-  bash "$ROOT/test/servers.sh" start "$SRV" >/dev/null
-  # shellcheck disable=SC1091
-  . "$SRV/env.sh"
-fi
+bench_servers eltd-hbench-servers
 
 pg() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 ch() {

@@ -77,44 +77,26 @@ TIME=/usr/bin/time
   { [ $PYTHON = 0 ] || die "apt-get install python3-psycopg2 python3-clickhouse-driver"; }
 
 # ---------------------------------------------------------------- eltd binary
-if [ -z "$ELTD" ]; then
-  ELTD=$ROOT/build-bench/eltd
-  if [ ! -x "$ELTD" ]; then
-    log "building $ELTD (Release)"
-    cmake -B "$ROOT/build-bench" -S "$ROOT" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$ROOT/build-bench" -j2 --target eltd >/dev/null
-  fi
-fi
-[ -x "$ELTD" ] || die "no eltd binary at $ELTD"
+# shellcheck source=test/bench/lib.sh
+. "$HERE/lib.sh"
+bench_eltd
 
 # ---------------------------------------------------------------- servers
 WORK=$(mktemp -d /tmp/eltd-bench.XXXXXX)
 chmod 755 "$WORK"
-SRV=""
 STOPPED_CH=0
 cleanup() {
   local rc=$?
   # never leave ClickHouse stopped by the back-pressure run
   if [ "$STOPPED_CH" = 1 ] && [ -n "${CH_PID:-}" ]; then kill -CONT "$CH_PID" 2>/dev/null || true; fi
-  if [ -n "$SRV" ]; then
-    if [ $KEEP = 1 ]; then log "servers kept: ELTD_TEST_ENV=$SRV/env.sh (stop: test/servers.sh stop $SRV)"
-    else bash "$ROOT/test/servers.sh" stop "$SRV" >/dev/null 2>&1 || true; fi
-  fi
+  bench_servers_release
   rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${ELTD_TEST_ENV:-}" ]; then
-  # shellcheck disable=SC1090
-  . "$ELTD_TEST_ENV"
-else
-  SRV=$(mktemp -d /tmp/eltd-bench-servers.XXXXXX)   # outside WORK: --keep-servers keeps it
-  bash "$ROOT/test/servers.sh" start "$SRV" >/dev/null
-  # shellcheck disable=SC1091
-  . "$SRV/env.sh"
-fi
+bench_servers eltd-bench-servers
 [ -n "${CH_PID:-}" ] && kill -0 "$CH_PID" 2>/dev/null || die "CH_PID not set or not running"
 CH_TCP_PORT=${CLICKHOUSE_TCP_PORT:?}
 export PGOPTIONS="-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=iso_8601"
