@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,8 @@
 #define HTTP_LINGER_MS 2000
 /* Connections over the limit still get a 503; past this many at once they are just closed. */
 #define HTTP_MAX_REJECTING 64
+/* How many of the longest-idle connections eviction looks at for one without unread bytes. */
+#define HTTP_EVICT_SCAN 16
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -1062,13 +1065,33 @@ static void conn_close(http_conn_t *c, const char *reason)
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
+/* Bytes the kernel holds for the connection that the loop has not read yet. */
+static bool conn_has_unread(const http_conn_t *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &n) != 0)
+        return false;
+    return n > 0;
+}
+
 /* Closes the connection idle the longest, so that a new one can be admitted; false if every
- * open connection is busy. */
+ * open connection is busy. One whose bytes wait unread in the kernel only looks idle: during
+ * a burst of accepts the loop has not come round to reading it yet, and it may be a request
+ * just sent on a connection accepted a moment before the burst. Such connections are passed
+ * over (among the first HTTP_EVICT_SCAN); if every one looked at has bytes waiting, the
+ * oldest goes. */
 static bool server_evict_idle(http_server_t *s)
 {
     http_conn_t *victim = s->idle_head;
     if (!victim)
         return false;
+    int scanned = 0;
+    for (http_conn_t *c = victim; c && scanned < HTTP_EVICT_SCAN; c = c->idle_next, scanned++)
+        if (!conn_has_unread(c)) {
+            victim = c;
+            break;
+        }
     char reason[96];
     snprintf(reason, sizeof reason, "evicted after %llu ms idle: max_connections in use",
              (unsigned long long)(uv_now(s->loop) - victim->active_ms));

@@ -64,10 +64,12 @@ def statuses(data):
     return [int(x) for x in re.findall(rb"HTTP/1\.[01] (\d{3}) ", data)]
 
 # ---- /health poller: every 100 ms, 1 s timeout ----
-# While 2,000 idle connections flood in, the server evicts the longest idle ones, and a
-# poll connection accepted just before a burst is the oldest idle one until its request is
-# read: it may be closed unanswered (nginx does the same). A health checker then retries;
-# so does the poller, once and within the same 1 s, during the flood only.
+# While 2,000 idle connections flood in, the server evicts the longest idle ones. A poll
+# connection accepted just before a burst is the oldest idle one until its request is read;
+# the server passes over one whose request waits unread in the kernel, but if the poll
+# thread had not yet sent it (Python switches threads every 5 ms) it may be closed
+# unanswered, as nginx would. A health checker then retries; so does the poller, once and
+# within the same 1 s, during the flood only, and reports how often it had to.
 stop = threading.Event()
 flood = threading.Event()
 polls = []

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -911,6 +914,46 @@ static void test_max_connections_evicts_idle(void **state)
     assert_int_equal(fx->answered, 0);
 }
 
+static bool evicted_one(void *arg)
+{
+    return ((fixture_t *)arg)->evicted == 1;
+}
+
+/* A connection whose request waits unread in the kernel is not idle, only not read yet: in a
+ * burst of accepts the loop admits the new ones before it reads the old. The new connection
+ * here is complete in the listen queue before the oldest idle one sends its request, so the
+ * loop accepts it (and must evict) first; the one with bytes waiting is passed over and
+ * served, the silent one goes. */
+static void test_evict_passes_over_unread(void **state)
+{
+    fixture_t *fx = *state;
+    http_limits_t lim = {.max_connections = 2};
+    start_server(fx, &lim);
+    client_t *sender = client_connect(fx);
+    assert_true(wait_conns(fx, 1));
+    client_t *silent = client_connect(fx);
+    assert_true(wait_conns(fx, 2));
+
+    /* A plain blocking connect: the kernel completes it without the loop running. */
+    int raw = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(raw >= 0);
+    struct sockaddr_in sa;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", http_server_port(&fx->server), &sa), 0);
+    assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof sa), 0);
+    /* uv_write sends at once when nothing is queued: the bytes are in the server's socket. */
+    client_sends(sender, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+
+    assert_true(run_until(fx, evicted_one, fx, DEADLINE_MS));
+    resp_t r[1];
+    assert_int_equal(wait_responses(sender, 1, r), 1);
+    assert_int_equal(r[0].status, 200);
+    assert_true(wait_eof(silent));
+    assert_int_equal(silent->resp_len, 0);
+    assert_false(sender->eof);
+    assert_int_equal(http_server_evictions(&fx->server), 1);
+    close(raw);
+}
+
 static bool paced_is(void *arg)
 {
     fixture_t *fx = ((void **)arg)[0];
@@ -1240,6 +1283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_timeout_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_evicts_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_passes_over_unread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_503_when_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pacing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_400_then_ok, setup, teardown),
