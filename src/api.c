@@ -236,10 +236,26 @@ static bool check_model(const char *v, void *c)
     return true;
 }
 
+/* An entry of "select" or "exclude": one selector, or several joined by commas (dbt's
+ * intersection), each checked. */
 static bool check_sel(const char *v, void *c)
 {
     check_ctx_t *k = c;
-    return check_selector(v, k->cfg, k->known_model, k->ud, k->err, k->errlen);
+    char part[257];
+    for (const char *p = v;; p++) {
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof part) {
+            snprintf(k->err, k->errlen, "select: selector of %zu characters", len);
+            return false;
+        }
+        memcpy(part, p, len);
+        part[len] = '\0';
+        if (!check_selector(part, k->cfg, k->known_model, k->ud, k->err, k->errlen))
+            return false;
+        p += len;
+        if (!*p)
+            return true;
+    }
 }
 
 json_t *api_parse_trigger(const char *body, size_t len, const config_t *cfg,

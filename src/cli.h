@@ -17,12 +17,15 @@ enum {
 
 typedef struct cli {
     const char *command;
-    const char *config;  /* -c FILE */
-    const char *select;  /* -s/--select: dbt-style selectors, comma or space separated */
-    const char *exclude; /* --exclude */
-    const char *vars;    /* --vars '{"k": "v"}' (JSON or YAML flow mapping) */
-    const char *url;     /* --url for `eltd health` */
-    bool full_refresh;   /* --full-refresh */
+    const char *config;       /* -c FILE */
+    const char *select;       /* -s/--select: dbt selectors, blank separated (a union); commas
+                                 join an intersection */
+    const char *exclude;      /* --exclude */
+    char select_words[4096];  /* -s a b c: the words joined, when more than one */
+    char exclude_words[4096]; /* --exclude a b */
+    const char *vars;         /* --vars '{"k": "v"}' (JSON or YAML flow mapping) */
+    const char *url;          /* --url for `eltd health` */
+    bool full_refresh;        /* --full-refresh */
 } cli_t;
 
 struct run_request;

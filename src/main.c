@@ -29,10 +29,13 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  -c, --config FILE     pipeline config (default conf/pipeline.yaml)\n"
-            "  -s, --select SEL      dbt selectors, comma or space separated: name, +name\n"
-            "                        (and its upstream), name+ (and downstream), path:DIR,\n"
-            "                        tag:T, source:S[.T]; a table name selects its load\n"
-            "      --exclude SEL     leave these out (same syntax)\n"
+            "  -s, --select SEL...   dbt selectors: name, +name (and its upstream), name+\n"
+            "                        (and downstream), path:DIR, tag:T, source:S[.T],\n"
+            "                        resource_type:R, config.materialized:M; a table name\n"
+            "                        selects its load. Several (-s a b, or -s 'a b') are a\n"
+            "                        union; joined by commas (tag:x,path:marts) they\n"
+            "                        intersect\n"
+            "      --exclude SEL...  leave these out (same syntax)\n"
             "      --vars JSON       vars over the project's and the config's: '{\"k\": 1}'\n"
             "      --full-refresh    reload incremental tables and rebuild incremental models\n"
             "      --url URL         eltd health: base URL (e.g. http://127.0.0.1:5001)\n"
@@ -48,6 +51,21 @@ static void usage(FILE *out)
             "environment: PGHOST PGPORT POSTGRES_DB POSTGRES_USER POSTGRES_PASSWORD\n"
             "  CLICKHOUSE_URL CLICKHOUSE_USER CLICKHOUSE_PASSWORD ELTD_LISTEN ELTD_API_TOKEN\n"
             "  ELTD_STATE_DIR ELTD_LOG_LEVEL, substituted into ${VAR} references of the config.\n");
+}
+
+/* dbt's `--select a b`: the words that follow -s or --exclude, up to the next option, join
+ * its list (in buf, blank separated). False when they do not fit. */
+static bool join_word(const char **list, char *buf, size_t cap, const char *word)
+{
+    size_t used = 0;
+    if (*list != buf) {
+        used = (size_t)snprintf(buf, cap, "%s", *list);
+        *list = buf;
+    } else {
+        used = strlen(buf);
+    }
+    int n = snprintf(buf + (used < cap ? used : cap), used < cap ? cap - used : 0, " %s", word);
+    return n >= 0 && used + (size_t)n < cap;
 }
 
 static int parse_cli(int argc, char **argv, cli_t *c)
@@ -71,8 +89,24 @@ static int parse_cli(int argc, char **argv, cli_t *c)
         return -1;
     }
     optind = 2;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+    /* '+': options in order, so that the words after -s stay with it. */
+    for (int ch, last = 0;; last = ch) {
+        ch = getopt_long(argc, argv, "+c:s:h", opts, NULL);
+        if (ch == -1) {
+            if (optind >= argc || argv[optind][0] == '-' || !strcmp(argv[optind - 1], "--") ||
+                (last != 's' && last != 'x'))
+                break;
+            bool sel = last == 's';
+            if (!join_word(sel ? &c->select : &c->exclude, sel ? c->select_words : c->exclude_words,
+                           sizeof c->select_words, argv[optind])) {
+                fprintf(stderr, "eltd: %s: more than %zu characters of selectors\n",
+                        sel ? "--select" : "--exclude", sizeof c->select_words - 1);
+                return EXIT_CONFIG;
+            }
+            optind++;
+            ch = last;
+            continue;
+        }
         switch (ch) {
         case 'c':
             c->config = optarg;

@@ -1719,11 +1719,13 @@ bool models_select(const models_project_t *p, const char *const *select, size_t 
     for (size_t i = 0; i < M; i++) {
         const models_model_t *m = &p->models[i];
         select_node_t *nd = &nodes[T + i];
-        *nd = (select_node_t){.kind = SELECT_MODEL,
-                              .name = m->config.enabled ? m->name : "",
-                              .path = m->config.enabled ? m->path : NULL,
-                              .tags = (const char *const *)m->config.tags,
-                              .ntags = m->config.enabled ? m->config.ntags : 0};
+        *nd = (select_node_t){
+            .kind = SELECT_MODEL,
+            .name = m->config.enabled ? m->name : "",
+            .path = m->config.enabled ? m->path : NULL,
+            .materialized = m->config.enabled ? models_mat_name(m->config.materialized) : NULL,
+            .tags = (const char *const *)m->config.tags,
+            .ntags = m->config.enabled ? m->config.ntags : 0};
         parents[T + i] = calloc(m->nrefs + m->ntables + 1, sizeof *parents[T + i]);
         if (!parents[T + i])
             goto oom_src;

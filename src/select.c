@@ -13,7 +13,8 @@ typedef struct selector {
     int up;             /* generations of ancestors: 0 none, INT_MAX all */
     int down;           /* generations of descendants */
     bool at;            /* @name: descendants and all their ancestors */
-    const char *method; /* "name", "path", "tag", "source" */
+    const char *method; /* "name", "path", "tag", "source", "resource_type",
+                           "config.materialized" */
     char value[512];
 } selector_t;
 
@@ -53,15 +54,16 @@ static bool parse_selector(const char *s, selector_t *out, char *err, size_t err
     char *colon = strchr(out->value, ':');
     if (colon) {
         *colon = '\0';
-        static const char *const methods[] = {"path", "tag", "source", "fqn"};
+        static const char *const methods[] = {"path", "tag",           "source",
+                                              "fqn",  "resource_type", "config.materialized"};
         const char *m = NULL;
         for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
             if (!strcmp(out->value, methods[i]))
                 m = methods[i];
         if (!m) {
             snprintf(err, errlen,
-                     "selector '%s': unknown method '%s:' (name, path:, tag:, "
-                     "source: are supported)",
+                     "selector '%s': unknown method '%s:' (name, path:, tag:, source:, "
+                     "resource_type:, config.materialized: are supported)",
                      s, out->value);
             return false;
         }
@@ -69,6 +71,12 @@ static bool parse_selector(const char *s, selector_t *out, char *err, size_t err
         memmove(out->value, colon + 1, strlen(colon + 1) + 1);
         if (!out->value[0]) {
             snprintf(err, errlen, "selector '%s': empty value", s);
+            return false;
+        }
+        if (!strcmp(m, "resource_type") && strcmp(out->value, "model") &&
+            strcmp(out->value, "test") && strcmp(out->value, "source")) {
+            snprintf(err, errlen,
+                     "selector '%s': resource_type is model, test or source (a loaded table)", s);
             return false;
         }
     }
@@ -119,6 +127,12 @@ static bool base_match(const selector_t *s, const select_node_t *nd)
     }
     if (!strcmp(s->method, "path"))
         return nd->kind == SELECT_MODEL && path_match(s->value, nd->path);
+    if (!strcmp(s->method, "resource_type"))
+        return nd->kind == (!strcmp(s->value, "model")  ? SELECT_MODEL
+                            : !strcmp(s->value, "test") ? SELECT_TEST
+                                                        : SELECT_LOAD);
+    if (!strcmp(s->method, "config.materialized"))
+        return nd->kind == SELECT_MODEL && glob(s->value, nd->materialized);
     if (!strcmp(s->method, "tag")) {
         for (size_t i = 0; nd->kind == SELECT_MODEL && i < nd->ntags; i++)
             if (glob(s->value, nd->tags[i]))
@@ -224,6 +238,68 @@ static long apply(const graph_t *g, const selector_t *s, bool *mark)
     return matched;
 }
 
+/* ORs into mark[] what one entry picks: the intersection of its comma-separated parts, each
+ * with its tests (a test is in a part when its model is: "b,resource_type:test" is b's
+ * tests). part[] and item[] are scratch of n entries. Returns the number of nodes picked,
+ * or -1 with err set; with must_match, a part that matches nothing is an error. */
+static long apply_entry(const graph_t *g, const char *entry, bool must_match, const char *flag,
+                        bool *part, bool *item, bool *mark, char *err, size_t errlen)
+{
+    size_t n = g->n;
+    const char *p = entry;
+    for (bool first = true;; first = false) {
+        size_t len = strcspn(p, ",");
+        char one[sizeof((selector_t *)0)->value + 16];
+        if (len >= sizeof one) {
+            snprintf(err, errlen, "selector '%.100s...': too long", p);
+            return -1;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        selector_t s;
+        if (!parse_selector(one, &s, err, errlen))
+            return -1;
+        if (!strcmp(s.method, "path"))
+            tidy_path(s.value);
+        memset(part, 0, n * sizeof *part);
+        long m = apply(g, &s, part);
+        if (m < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (m == 0 && must_match) {
+            if (strchr(entry, ','))
+                snprintf(err, errlen, "%s '%s': '%s' matches no table, model or test", flag, entry,
+                         one);
+            else
+                snprintf(err, errlen, "%s '%s' matches no table, model or test", flag, entry);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (g->nodes[i].kind == SELECT_TEST && g->nodes[i].attached_to < n &&
+                part[g->nodes[i].attached_to])
+                part[i] = true;
+        for (size_t i = 0; i < n; i++)
+            item[i] = part[i] && (first || item[i]);
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    long picked = 0;
+    for (size_t i = 0; i < n; i++)
+        if (item[i]) {
+            mark[i] = true;
+            picked++;
+        }
+    if (picked == 0 && must_match) {
+        snprintf(err, errlen,
+                 "%s '%s' matches no table, model or test (its parts have none in common)", flag,
+                 entry);
+        return -1;
+    }
+    return picked;
+}
+
 bool select_nodes(const select_node_t *nodes, size_t n, const char *const *select, size_t nselect,
                   const char *const *exclude, size_t nexclude, bool *out, char *err, size_t errlen)
 {
@@ -231,9 +307,10 @@ bool select_nodes(const select_node_t *nodes, size_t n, const char *const *selec
     bool ok = false;
     size_t alloc = n ? n : 1;
     bool *sel = calloc(alloc, sizeof *sel), *exc = calloc(alloc, sizeof *exc);
+    bool *part = calloc(alloc, sizeof *part), *item = calloc(alloc, sizeof *item);
     g.children = calloc(alloc, sizeof *g.children);
     g.nchildren = calloc(alloc, sizeof *g.nchildren);
-    if (!sel || !exc || !g.children || !g.nchildren)
+    if (!sel || !exc || !part || !item || !g.children || !g.nchildren)
         goto oom;
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < nodes[i].nparents; k++) {
@@ -246,32 +323,15 @@ bool select_nodes(const select_node_t *nodes, size_t n, const char *const *selec
             c[g.nchildren[p]++] = i;
             g.children[p] = c;
         }
-    for (size_t i = 0; i < nselect; i++) {
-        selector_t s;
-        if (!parse_selector(select[i], &s, err, errlen))
+    for (size_t i = 0; i < nselect; i++)
+        if (apply_entry(&g, select[i], true, "--select", part, item, sel, err, errlen) < 0)
             goto out;
-        if (!strcmp(s.method, "path"))
-            tidy_path(s.value);
-        long m = apply(&g, &s, sel);
-        if (m < 0)
-            goto oom;
-        if (m == 0) {
-            snprintf(err, errlen, "--select '%s' matches no table, model or test", select[i]);
-            goto out;
-        }
-    }
     if (nselect == 0)
         for (size_t i = 0; i < n; i++)
             sel[i] = true;
-    for (size_t i = 0; i < nexclude; i++) {
-        selector_t s;
-        if (!parse_selector(exclude[i], &s, err, errlen))
+    for (size_t i = 0; i < nexclude; i++)
+        if (apply_entry(&g, exclude[i], false, "--exclude", part, item, exc, err, errlen) < 0)
             goto out;
-        if (!strcmp(s.method, "path"))
-            tidy_path(s.value);
-        if (apply(&g, &s, exc) < 0)
-            goto oom;
-    }
     for (size_t i = 0; i < n; i++)
         if (nodes[i].kind != SELECT_TEST)
             out[i] = sel[i] && !exc[i];
@@ -294,6 +354,8 @@ out:
     free(g.nchildren);
     free(sel);
     free(exc);
+    free(part);
+    free(item);
     return ok;
 }
 
@@ -302,16 +364,16 @@ char **select_split(const char *list, size_t *n)
     *n = 0;
     size_t cap = 1;
     for (const char *p = list; *p; p++)
-        cap += *p == ',' || isspace((unsigned char)*p);
+        cap += isspace((unsigned char)*p) != 0;
     char **v = calloc(cap + 1, sizeof *v);
     if (!v)
         return NULL;
     const char *p = list;
     while (*p) {
-        while (*p == ',' || isspace((unsigned char)*p))
+        while (isspace((unsigned char)*p))
             p++;
         size_t len = 0;
-        while (p[len] && p[len] != ',' && !isspace((unsigned char)p[len]))
+        while (p[len] && !isspace((unsigned char)p[len]))
             len++;
         if (!len)
             break;

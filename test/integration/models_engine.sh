@@ -137,6 +137,21 @@ out=$("$ELTD" plan -c "$cfg" --select "path:models/marts" 2>&1)
 check_contains "plan counts" "plan: 8 tasks (0 loads, 5 models, 2 tests)" "$out"
 check_contains "plan lists dependencies" "model:order_summary" "$out"
 check_contains "plan edge" "<- ensure_databases, model:order_totals" "$out"
+# dbt's selector sets: a comma intersects, words after --select are a union.
+out=$("$ELTD" plan -c "$cfg" --select "path:models/marts,config.materialized:table" 2>&1)
+check_contains "plan: marts that are tables (a comma intersects)" "0 loads, 3 models," "$out"
+check_contains "plan: the intersection keeps order_totals" "model:order_totals" "$out"
+if grep -qF "model:orders_latest" <<<"$out"; then
+  fail "plan: the intersection left an incremental mart in: $out"
+else pass "plan: the intersection leaves incremental marts out"; fi
+out=$("$ELTD" plan -c "$cfg" --select stg_orders stg_customers --exclude tag:nothing x 2>&1)
+check_contains "plan: --select a b (a union of words)" "0 loads, 2 models," "$out"
+out=$("$ELTD" plan -c "$cfg" --select "+order_summary,resource_type:source" 2>&1)
+check_contains "plan: upstream of order_summary that are loads" "(1 loads, 0 models, 0 tests)" "$out"
+rc=0; out=$("$ELTD" plan -c "$cfg" --select "stg_orders,stg_customers" 2>&1) || rc=$?
+check_eq "plan: an empty intersection is refused (exit 2)" "2" "$rc"
+check_contains "plan: the empty intersection is named" \
+  "--select 'stg_orders,stg_customers' matches no table, model or test" "$out"
 out=$("$ELTD" plan -c "$cfg" 2>&1)
 first_model=$(printf '%s\n' "$out" | grep -n 'model:stg_orders ' | cut -d: -f1)
 load_orders=$(printf '%s\n' "$out" | grep -n 'load:orders ' | cut -d: -f1)

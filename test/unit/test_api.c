@@ -49,12 +49,14 @@ static void test_parse_trigger(void **state)
                                "tables: [orders, {name: customers, target: clients}]\n";
     assert_true(config_load_string(&cfg, "t.yaml", yaml, sizeof yaml - 1, err, sizeof err));
     const char *good = "{\"tables\": [\"orders\", \"clients\"], \"models\": [\"fact_sales\"], "
-                       "\"select\": [\"+fact_sales\", \"tag:daily\"], \"full_refresh\": true, "
+                       "\"select\": [\"+fact_sales\", \"tag:daily,config.materialized:table\"], "
+                       "\"exclude\": [\"orders,resource_type:source\"], \"full_refresh\": true, "
                        "\"vars\": {\"k\": 1}}";
     json_t *r = api_parse_trigger(good, strlen(good), &cfg, known_model, NULL, err, sizeof err);
     assert_non_null(r);
     assert_int_equal(json_array_size(json_object_get(r, "tables")), 2);
     assert_int_equal(json_array_size(json_object_get(r, "select")), 3);
+    assert_int_equal(json_array_size(json_object_get(r, "exclude")), 1);
     assert_true(json_is_true(json_object_get(r, "full_refresh")));
     json_decref(r);
     r = api_parse_trigger("  ", 2, &cfg, known_model, NULL, err, sizeof err);
@@ -65,6 +67,10 @@ static void test_parse_trigger(void **state)
         "{\"tables\": [\"nope\"]}",
         "{\"models\": [\"x'; DROP\"]}",
         "{\"select\": [\"evil:x\"]}",
+        "{\"select\": [\"tag:daily,evil:x\"]}",
+        "{\"select\": [\"orders,nope\"]}",
+        "{\"exclude\": [\"orders,x';DROP\"]}",
+        "{\"select\": [\"orders,\"]}",
         "{\"tables\": \"orders\"}",
         "{\"full_refresh\": 1}",
         "{\"vars\": []}",

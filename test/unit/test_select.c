@@ -1,7 +1,7 @@
 /* test_select.c — dbt selector semantics over a small hand-made graph:
  *
- *   load orders ──► a (staging, tag x) ──► b (marts) ──► c (marts, tag y)
- *   load items  ──────────────────────────┘    └── test b.unique_id
+ *   load orders ──► a (staging, view, tag x) ──► b (marts, table) ──► c (marts, incremental,
+ *   load items  ────────────────────────────────┘    └── test b.unique_id          tag y)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +36,7 @@ static const select_node_t nodes[N] = {
     [M_A] = {.kind = SELECT_MODEL,
              .name = "a",
              .path = "models/staging/a.sql",
+             .materialized = "view",
              .tags = tags_a,
              .ntags = 2,
              .parents = par_a,
@@ -43,11 +44,13 @@ static const select_node_t nodes[N] = {
     [M_B] = {.kind = SELECT_MODEL,
              .name = "b",
              .path = "models/marts/b.sql",
+             .materialized = "table",
              .parents = par_b,
              .nparents = 2},
     [M_C] = {.kind = SELECT_MODEL,
              .name = "c",
              .path = "models/marts/sub/c.sql",
+             .materialized = "incremental",
              .tags = tags_c,
              .ntags = 1,
              .parents = par_c,
@@ -105,8 +108,8 @@ static void test_names_and_graph_operators(void **state)
     assert_string_equal(pick("a+1", NULL), "a b b.unique_id");
     assert_string_equal(pick("@b", NULL), "orders order_items a b c b.unique_id");
     assert_string_equal(pick("orders+", NULL), "orders a b c b.unique_id");
-    /* A load by its ClickHouse or PostgreSQL name; unions of comma and blank lists. */
-    assert_string_equal(pick("pg_orders,c", NULL), "orders c");
+    /* A load by its ClickHouse or PostgreSQL name; a blank-separated list is a union. */
+    assert_string_equal(pick("pg_orders c", NULL), "orders c");
     assert_string_equal(pick("a c", NULL), "a c");
     assert_string_equal(pick("fqn:a", NULL), "a");
     assert_string_equal(pick("*", NULL), "orders order_items a b c b.unique_id");
@@ -131,6 +134,37 @@ static void test_methods(void **state)
     assert_string_equal(pick("source:raw", NULL), "orders order_items");
     assert_string_equal(pick("source:other.items+", NULL), "order_items b c b.unique_id");
     assert_string_equal(pick("source:raw.*", NULL), "orders order_items");
+    assert_string_equal(pick("resource_type:model", NULL), "a b c b.unique_id");
+    assert_string_equal(pick("resource_type:source", NULL), "orders order_items");
+    assert_string_equal(pick("resource_type:test", NULL), "b.unique_id");
+    assert_string_equal(pick("config.materialized:table", NULL), "b b.unique_id");
+    assert_string_equal(pick("config.materialized:incremental+", NULL), "c");
+    assert_string_equal(pick("+config.materialized:view", NULL), "orders a");
+}
+
+/* dbt's comma: the intersection of its parts, each with its own graph operators; a test is
+ * in a part with its model. */
+static void test_intersection(void **state)
+{
+    (void)state;
+    assert_string_equal(pick("+c,path:marts", NULL), "b c b.unique_id");
+    assert_string_equal(pick("+c,resource_type:source", NULL), "orders order_items");
+    assert_string_equal(pick("b+,config.materialized:incremental", NULL), "c");
+    assert_string_equal(pick("tag:x,resource_type:model", NULL), "a");
+    /* b's tests without b: they run against what ClickHouse holds. */
+    assert_string_equal(pick("b,resource_type:test", NULL), "b.unique_id");
+    /* Union of intersections. */
+    assert_string_equal(pick("tag:x,path:staging c", NULL), "a c");
+    /* Intersections exclude too: everything but the marts tables. */
+    assert_string_equal(pick(NULL, "path:marts,config.materialized:table"),
+                        "orders order_items a c");
+    assert_string_equal(pick("a,c", NULL),
+                        "ERR: --select 'a,c' matches no table, model or test (its parts have none "
+                        "in common)");
+    assert_string_equal(pick("a,nope", NULL),
+                        "ERR: --select 'a,nope': 'nope' matches no table, model or test");
+    assert_string_equal(pick("a,", NULL), "ERR: selector '': names nothing");
+    assert_string_equal(pick(NULL, "a,nope"), "orders order_items a b c b.unique_id");
 }
 
 static void test_exclude(void **state)
@@ -149,7 +183,10 @@ static void test_errors(void **state)
     assert_string_equal(pick("nope", NULL), "ERR: --select 'nope' matches no table, model or test");
     assert_string_equal(pick("color:red", NULL),
                         "ERR: selector 'color:red': unknown method 'color:' (name, path:, tag:, "
-                        "source: are supported)");
+                        "source:, resource_type:, config.materialized: are supported)");
+    assert_string_equal(pick("resource_type:seed", NULL),
+                        "ERR: selector 'resource_type:seed': resource_type is model, test or "
+                        "source (a loaded table)");
     assert_string_equal(pick("+", NULL), "ERR: selector '+': names nothing");
     assert_string_equal(pick("tag:", NULL), "ERR: selector 'tag:': empty value");
 }
@@ -158,13 +195,12 @@ static void test_split(void **state)
 {
     (void)state;
     size_t n;
-    char **v = select_split("  a,+b  c+,,\tpath:x ", &n);
-    assert_int_equal(n, 4);
-    assert_string_equal(v[0], "a");
-    assert_string_equal(v[1], "+b");
-    assert_string_equal(v[2], "c+");
-    assert_string_equal(v[3], "path:x");
-    assert_null(v[4]);
+    char **v = select_split("  a,+b  c+\tpath:x ", &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0], "a,+b");
+    assert_string_equal(v[1], "c+");
+    assert_string_equal(v[2], "path:x");
+    assert_null(v[3]);
     select_split_free(v);
     v = select_split("", &n);
     assert_int_equal(n, 0);
@@ -177,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_everything_by_default),
         cmocka_unit_test(test_names_and_graph_operators),
         cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_intersection),
         cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_split),
