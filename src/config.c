@@ -132,6 +132,9 @@ static const field_t run_fields[] = {
      "rows per COPY stream for split: auto (a table splits from twice this)"},
     {"shutdown_grace", F_DURATION, OFF(run.shutdown_grace), "30s", 0, 86400, NULL, false,
      "time a run may finish in after SIGTERM"},
+    {"keep_runs", F_INT, OFF(run.keep_runs), "1000", 2, 1000000, NULL, false,
+     "runs kept in /api/runs and the journal; once a fifth more are recorded the oldest are "
+     "compacted away (at start and while serving)"},
     {0},
 };
 

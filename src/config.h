@@ -64,6 +64,7 @@ typedef struct config {
         int64_t queue_bytes;    /* back-pressure cap per table load (shared by its streams) */
         int64_t split_rows;     /* split: auto gives a table one stream per this many rows */
         double shutdown_grace;  /* seconds a running run may take after SIGTERM */
+        int64_t keep_runs;      /* runs kept in the history and the journal (2 or more) */
     } run;
     struct {
         char *path;   /* dbt project directory */

@@ -96,16 +96,38 @@ static bool history_add(service_t *s, svc_run_t *r)
     return true;
 }
 
-/* Drops the oldest finished runs beyond SERVICE_KEEP_RUNS from memory. */
-static void history_trim(service_t *s)
+/* Drops the oldest runs beyond keep from memory. The active and the queued run are the two
+ * newest and run.keep_runs is at least 2, so they are never reached; the loop stops at them
+ * all the same. */
+static void history_trim(service_t *s, size_t keep)
 {
-    if (s->nruns <= SERVICE_KEEP_RUNS)
-        return;
-    size_t drop = s->nruns - SERVICE_KEEP_RUNS;
-    for (size_t i = 0; i < drop; i++)
-        svc_run_free(s->runs[i]);
-    memmove(s->runs, s->runs + drop, SERVICE_KEEP_RUNS * sizeof *s->runs);
-    s->nruns = SERVICE_KEEP_RUNS;
+    size_t drop = 0;
+    while (s->nruns - drop > keep && s->runs[drop] != s->active && s->runs[drop] != s->queued)
+        svc_run_free(s->runs[drop++]);
+    memmove(s->runs, s->runs + drop, (s->nruns - drop) * sizeof *s->runs);
+    s->nruns -= drop;
+}
+
+/* The journal holds a fifth more runs than run.keep_runs: time to compact. Asked at start
+ * and each time a run finishes, so a daemon that runs for months keeps a bounded file. */
+static bool history_due(const service_t *s)
+{
+    size_t keep = (size_t)s->cfg->run.keep_runs;
+    return s->journal_runs > keep + keep / 5;
+}
+
+/* Keeps the newest run.keep_runs runs, in memory and in the journal, so /api/runs after a
+ * restart shows what it showed before. The rewrite blocks the loop for a moment (one read
+ * and one atomic write of the file), once per keep_runs / 5 runs. On failure memory is
+ * trimmed all the same and the journal, still whole and open, is compacted next time. */
+static bool history_compact(service_t *s, char *err, size_t errlen)
+{
+    size_t keep = (size_t)s->cfg->run.keep_runs;
+    history_trim(s, keep);
+    if (!journal_compact(&s->journal, keep, err, errlen))
+        return false;
+    s->journal_runs = s->nruns;
+    return true;
 }
 
 /* ---- journal records --------------------------------------------------------------- */
@@ -128,8 +150,10 @@ static json_t *run_record(const svc_run_t *r, const char *event)
     return json_pack("{s:s, s:I, s:s}", "type", "run", "id", (json_int_t)r->id, "event", event);
 }
 
+/* A run's first record: from here on the run counts towards the next compaction. */
 static void journal_queued(service_t *s, const svc_run_t *r)
 {
+    s->journal_runs++;
     json_t *rec = run_record(r, "queued");
     if (rec) {
         json_object_set_new(rec, "trigger", json_string(r->trigger));
@@ -155,6 +179,9 @@ static void journal_finished(service_t *s, const svc_run_t *r)
     json_t *rec = run_record(r, "finished");
     if (rec) {
         json_object_set_new(rec, "state", json_string(run_state_name(r->state)));
+        /* The run's own start, a moment after the one in its "started" record. */
+        if (r->started_at > 0)
+            json_object_set_new(rec, "started_at", json_real(r->started_at));
         json_object_set_new(rec, "finished_at", json_real(r->finished_at));
         json_object_set_new(rec, "triggers", json_integer(r->triggers));
         json_object_set_new(rec, "error", r->error[0] ? json_string(r->error) : json_null());
@@ -229,6 +256,8 @@ static bool on_replay(json_t *rec, size_t line, void *ud, char *err, size_t errl
         r->started_at = num(rec, "started_at");
     } else if (!strcmp(event, "finished")) {
         r->state = state_from_name(json_string_value(json_object_get(rec, "state")));
+        if (num(rec, "started_at") > 0)
+            r->started_at = num(rec, "started_at");
         r->finished_at = num(rec, "finished_at");
         const char *e = json_string_value(json_object_get(rec, "error"));
         snprintf(r->error, sizeof r->error, "%s", e ? e : "");
@@ -361,6 +390,10 @@ static void finish(service_t *s, svc_run_t *r, run_state_t state, double finishe
     log_msg(state == RUN_SUCCESS ? LOG_INFO : LOG_WARN,
             "event=run_recorded run=%lld state=%s trigger=%s triggers=%u error=%s",
             (long long)r->id, run_state_name(state), r->trigger, r->triggers, log_quote(r->error));
+    /* r is the newest run or the active one before the queued: compaction keeps it. */
+    char err[512];
+    if (history_due(s) && !history_compact(s, err, sizeof err))
+        log_warn("event=journal_compact_failed runs=%zu error=%s", s->journal_runs, log_quote(err));
 }
 
 /* The names of a JSON string array as a borrowed char* array (NULL when absent). */
@@ -727,11 +760,9 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
     if (!journal_replay(cfg->state_dir, on_replay, &rc, err, errlen) ||
         !journal_open(&s->journal, cfg->state_dir, err, errlen))
         goto fail;
-    if (s->nruns > SERVICE_KEEP_RUNS + SERVICE_KEEP_RUNS / 5) {
-        history_trim(s);
-        if (!journal_compact(&s->journal, SERVICE_KEEP_RUNS, err, errlen))
-            goto fail;
-    }
+    s->journal_runs = s->nruns;
+    if (history_due(s) && !history_compact(s, err, errlen))
+        goto fail;
     double now = util_wall_now();
     for (size_t i = 0; i < s->nruns; i++) {
         svc_run_t *r = s->runs[i];

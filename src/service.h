@@ -20,9 +20,6 @@
 
 #define SERVICE_MUST_CHECK __attribute__((warn_unused_result))
 
-/* Runs kept in memory and in the journal; older ones are compacted away at start. */
-#define SERVICE_KEEP_RUNS 1000
-
 /* One run of the history, live or finished. */
 typedef struct svc_run {
     int64_t id;
@@ -55,8 +52,10 @@ struct service {
         metrics_family_t *runs_total, *run_duration, *task_duration, *rows, *bytes, *retries,
             *test_failures, *last_success, *next_run, *active_runs, *build_info;
     } m;              /* eltd_* families, see service.c */
-    svc_run_t **runs; /* the history, ascending id */
+    svc_run_t **runs; /* the history, ascending id; run.keep_runs of them after a compaction */
     size_t nruns, cap;
+    size_t journal_runs;      /* runs recorded in the journal: kept by the last compaction
+                                 (or replayed at start) plus each run queued since */
     int64_t next_id;          /* id of the next run */
     svc_run_t *active;        /* the run in progress (until its handles are freed) */
     svc_run_t *queued;        /* the one queued run, or NULL */

@@ -6,7 +6,13 @@
 #     a corrupt last line that does end in a newline is skipped the same way;
 # (2) a corrupt line in the middle: `eltd serve` refuses to start, exits non-zero with an
 #     error naming FILE:LINE, and the journal is left byte for byte as it was (md5);
-# (3) how state is written, seen with strace: every journal append is one write(2) on a
+# (3) compaction while serving, with run.keep_runs: 5 (run.keep_runs: 1 is refused at start,
+#     naming FILE:LINE:COL): 14 runs triggered one after another through the API; after
+#     each the journal holds at most 6 runs (5 + 5/5), compacted 4 times; the daemon's
+#     journal descriptor is the compacted file, not a deleted one, and the records of run 14
+#     (after the last compaction) are in it; /api/runs lists runs 9..14; after a restart
+#     /api/runs is the same, the next run is 15 and the journal is compacted again to 11..15;
+# (4) how state is written, seen with strace: every journal append is one write(2) on a
 #     descriptor opened O_APPEND, followed by fdatasync(2) of that file before anything else
 #     is written to it; the compaction at start (more than 1,200 runs: 1,000 kept) writes a
 #     temporary file, fsyncs it, renames it over runs.jsonl and fsyncs the directory; no
@@ -85,10 +91,79 @@ if grep -q 'event=listening' "$WORK/refused.log"; then fail "it listened before 
 check_eq "the journal is left as it was (md5)" "$sum0" "$(md5sum <"$J")"
 cp "$WORK/good.jsonl" "$J"
 
-# ---- (3) how state is written (strace) ----
+# ---- (3) compaction while serving ----
+ch "DROP DATABASE IF EXISTS raw_sjcompact" >/dev/null
+CCFG=$(RETRIES=0 make_config sjcompact)
+sed -i 's/^run:$/run:\n  keep_runs: 5/' "$CCFG"
+CJ=$WORK/state-sjcompact/runs.jsonl
+# "ID ID ..." of the runs with records in the journal, ascending; with -f, "ID:STATE" of
+# each finished record instead.
+journal_runs() {
+  $PY - "$CJ" "${1:-}" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+runs = [r for r in recs if r.get("type") == "run"]
+if sys.argv[2] == "-f":
+    print(" ".join("%d:%s" % (r["id"], r["state"]) for r in runs if r["event"] == "finished"))
+else:
+    print(" ".join(str(i) for i in sorted({r["id"] for r in runs})))
+PY
+}
+runs_json() { curl -sS "$BASE/api/runs?limit=1000"; }
+
+BAD=$WORK/sjbad.yaml
+sed 's/^  keep_runs: 5$/  keep_runs: 1/' "$CCFG" >"$BAD"
+bad_line=$(grep -n '^  keep_runs: 1$' "$BAD" | cut -d: -f1)
+rc=0
+timeout 20 "$ELTD" serve -c "$BAD" >"$WORK/bad.log" 2>&1 || rc=$?
+check_eq "run.keep_runs: 1 is refused at start (exit 2)" 2 "$rc"
+check_contains "run.keep_runs: 1: the error names FILE:LINE:COL" \
+  "$BAD:$bad_line:14: keep_runs: 1 is out of range 2..1000000" "$(cat "$WORK/bad.log")"
+
+start_daemon "$CCFG"
+got= most=0
+for _ in $(seq 14); do
+  got="$got $(run_one)"
+  n=$(journal_runs | wc -w)
+  [ "$n" -gt "$most" ] && most=$n
+done
+check_eq "14 runs through the API get ids 1..14" "$(seq -s ' ' 14)" "${got# }"
+check_eq "after each run the journal held at most 6 runs (keep 5, compacted past 5 + 5/5)" 6 "$most"
+check_eq "compacted while serving, at the end of runs 7, 9, 11 and 13" 4 \
+  "$(grep -c 'msg="journal compacted"' "$DAEMON_LOG" || true)"
+check_eq "the journal holds runs 9..14" "9 10 11 12 13 14" "$(journal_runs)"
+check_eq "run 14, recorded after the last compaction, is in the compacted file" \
+  "9:success 10:success 11:success 12:success 13:success 14:success" "$(journal_runs -f)"
+fds=$(for f in /proc/"$DAEMON_PID"/fd/*; do readlink "$f"; done 2>/dev/null | grep -F "$CJ" || true)
+check_eq "the daemon appends to the compacted file, not a deleted one" "$CJ" "$fds"
+check_eq "/api/runs lists runs 9..14" "9 10 11 12 13 14" "$(ids)"
+check_eq "/api/runs: all six succeeded, total 6" "success success success success success success 6" \
+  "$(jget "$(runs_json)" '" ".join(r["state"] for r in j["runs"]) + " " + str(j["total"])')"
+before=$(runs_json)
+stop_daemon TERM
+check_eq "compaction: clean stop" 0 "$DAEMON_RC"
+start_daemon "$CCFG"
+after=$(runs_json)
+if $PY -c 'import json, sys; sys.exit(json.loads(sys.argv[1]) != json.loads(sys.argv[2]))' "$before" "$after"; then
+  pass "after a restart /api/runs is the same (runs 9..14, every field)"
+else
+  fail "after a restart /api/runs differs: $(diff <(echo "$before" | $PY -m json.tool) <(echo "$after" | $PY -m json.tool) | head -8 | tr '\n' ' ')"
+fi
+check_eq "no compaction at that start (6 runs: not over 6)" 0 \
+  "$(grep -c 'msg="journal compacted"' "$DAEMON_LOG" || true)"
+d=$(run_one)
+check_eq "after the restart the next run is 15 and succeeds" "15 success" "$d $(run_state "$d")"
+check_eq "and the journal is compacted again, to runs 11..15" "11 12 13 14 15" "$(journal_runs)"
+check_eq "/api/runs lists runs 11..15" "11 12 13 14 15" "$(ids)"
+stop_daemon TERM
+check_eq "compaction: clean stop after the restart" 0 "$DAEMON_RC"
+check_eq "no temporary file left by the compactions" "" "$(find "$WORK/state-sjcompact" -name '*.tmp*' | head -3)"
+ch "DROP DATABASE IF EXISTS raw_sjcompact" >/dev/null
+
+# ---- (4) how state is written (strace) ----
 if sanitized; then
   # LeakSanitizer aborts under ptrace; the gcc pass traces the writes.
-  skip "(3) strace of the journal writes: not under a sanitizer build"
+  skip "(4) strace of the journal writes: not under a sanitizer build"
   exit 0
 fi
 # 1,300 synthetic finished runs before the real ones: the start compacts to 1,000.
