@@ -282,8 +282,15 @@ bool journal_replay(const char *state_dir, journal_replay_cb cb, void *ud, char 
     return ok;
 }
 
-bool journal_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)
+/* journal_write_atomic's work. With keep_fd NULL the temporary file is closed; otherwise it
+ * is switched to O_APPEND and, once renamed over path, handed to the caller in *keep_fd
+ * (even when the directory sync after the rename fails: the file at path is then this
+ * one); *keep_fd stays -1 if the rename did not happen. */
+static bool write_atomic(const char *path, const char *data, size_t len, int *keep_fd, char *err,
+                         size_t errlen)
 {
+    if (keep_fd)
+        *keep_fd = -1;
     char *dir = dir_of(path);
     size_t tmplen = strlen(path) + sizeof ".tmp.XXXXXX";
     char *tmp = malloc(tmplen);
@@ -302,6 +309,9 @@ bool journal_write_atomic(const char *path, const char *data, size_t len, char *
         ok = fail(err, errlen, "%s: cannot create temporary file: %s", tmp, strerror(errno));
         goto out;
     }
+    int flags = keep_fd ? fcntl(fd, F_GETFL) : 0;
+    if (keep_fd && (flags < 0 || fcntl(fd, F_SETFL, flags | O_APPEND) != 0))
+        ok = fail(err, errlen, "%s: cannot set O_APPEND: %s", tmp, strerror(errno));
     size_t done = 0;
     while (ok && done < len) {
         ssize_t n = write(fd, data + done, len - done);
@@ -314,20 +324,32 @@ bool journal_write_atomic(const char *path, const char *data, size_t len, char *
     }
     if (ok && fsync(fd) != 0)
         ok = fail(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && ok)
-        ok = fail(err, errlen, "%s: close: %s", tmp, strerror(errno));
+    if (!ok || !keep_fd) {
+        if (close(fd) != 0 && ok)
+            ok = fail(err, errlen, "%s: close: %s", tmp, strerror(errno));
+        fd = -1;
+    }
     if (ok && rename(tmp, path) != 0)
         ok = fail(err, errlen, "%s: rename: %s", path, strerror(errno));
     if (!ok) {
+        if (fd >= 0)
+            close(fd);
         unlink(tmp);
         goto out;
     }
+    if (keep_fd)
+        *keep_fd = fd;
     /* Without this the rename itself may not survive a crash. */
     ok = fsync_dir(dir, err, errlen);
 out:
     free(dir);
     free(tmp);
     return ok;
+}
+
+bool journal_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)
+{
+    return write_atomic(path, data, len, NULL, err, errlen);
 }
 
 bool journal_rewrite(journal_t *j, const json_t *records, char *err, size_t errlen)
@@ -366,19 +388,19 @@ bool journal_rewrite(journal_t *j, const json_t *records, char *err, size_t errl
         len += n;
         free(line);
     }
+    /* Appends continue on the descriptor the new content was written with, not on one
+     * opened by name afterwards: an open that failed after the rename would leave the
+     * journal appending to the replaced file, unlinked, where every record is lost. */
+    int fd = -1;
     if (ok)
-        ok = journal_write_atomic(j->path, data ? data : "", len, err, errlen);
+        ok = write_atomic(j->path, data ? data : "", len, &fd, err, errlen);
     free(data);
-    if (!ok)
-        return false;
-    /* The old descriptor still points at the replaced file. */
-    int fd = open_journal_file(j->path);
-    if (fd < 0)
-        return fail(err, errlen, "%s: cannot reopen journal: %s", j->path, strerror(errno));
-    if (j->fd >= 0)
-        close(j->fd);
-    j->fd = fd;
-    return true;
+    if (fd >= 0) {
+        if (j->fd >= 0)
+            close(j->fd);
+        j->fd = fd;
+    }
+    return ok;
 }
 
 static bool collect_record(json_t *record, size_t line, void *ud, char *err, size_t errlen)

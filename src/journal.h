@@ -51,7 +51,10 @@ bool journal_replay(const char *state_dir, journal_replay_cb cb, void *ud, char 
                     size_t errlen) JOURNAL_MUST_CHECK;
 
 /* Replaces the journal's content with the objects of the JSON array `records`, atomically
- * (journal_write_atomic), and reopens it for append. */
+ * (journal_write_atomic), and appends to the new file from then on: the descriptor it was
+ * written with is kept, so no reopen can fail after the rename. On a failure before the
+ * rename the journal is untouched and stays open as it was; on one after it (the sync of
+ * the directory) appends already go to the new file. Either way the journal stays usable. */
 bool journal_rewrite(journal_t *j, const json_t *records, char *err,
                      size_t errlen) JOURNAL_MUST_CHECK;
 

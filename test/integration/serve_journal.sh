@@ -13,10 +13,11 @@
 #     (after the last compaction) are in it; /api/runs lists runs 9..14; after a restart
 #     /api/runs is the same, the next run is 15 and the journal is compacted again to 11..15;
 # (4) how state is written, seen with strace: every journal append is one write(2) on a
-#     descriptor opened O_APPEND, followed by fdatasync(2) of that file before anything else
-#     is written to it; the compaction at start (more than 1,200 runs: 1,000 kept) writes a
-#     temporary file, fsyncs it, renames it over runs.jsonl and fsyncs the directory; no
-#     temporary file is left and the history after compaction is the newest 1,000 runs.
+#     descriptor opened O_APPEND (or, after a compaction, on the new file's own descriptor,
+#     set O_APPEND), followed by fdatasync(2) of that file before anything else is written
+#     to it; the compaction at start (more than 1,200 runs: 1,000 kept) writes a temporary
+#     file, fsyncs it, renames it over runs.jsonl and fsyncs the directory; no temporary
+#     file is left and the history after compaction is the newest 1,000 runs.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/serve.sh"
@@ -192,7 +193,7 @@ PY
 cat >"$WORK/eltd-strace" <<SH
 #!/bin/sh
 export ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}detect_leaks=0"
-exec strace -f -y -qq -o "$WORK/strace.txt" -e trace=openat,write,fsync,fdatasync,rename,renameat,renameat2,ftruncate "$ELTD" "\$@"
+exec strace -f -y -qq -o "$WORK/strace.txt" -e trace=openat,fcntl,write,fsync,fdatasync,rename,renameat,renameat2,ftruncate "$ELTD" "\$@"
 SH
 chmod +x "$WORK/eltd-strace"
 REAL_ELTD=$ELTD
@@ -226,6 +227,10 @@ for l in lines:
     m = re.search(r'openat\(AT_FDCWD<[^>]*>, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\) = (\d+)<([^>]+)>', l)
     if m and m.group(4) == journal and "O_APPEND" in m.group(2):
         append_fds.add(m.group(3))
+    # a compaction appends on from the descriptor of the file it wrote, set O_APPEND
+    m = re.search(r'fcntl\((\d+)<([^>]+)>, F_SETFL, ([A-Z_|]+)\) = 0', l)
+    if m and m.group(2).startswith(journal + ".tmp.") and "O_APPEND" in m.group(3):
+        append_fds.add(m.group(1))
     m = re.search(r'\bwrite\((\d+)<' + re.escape(journal) + r'>', l)
     if m:
         writes += 1

@@ -443,6 +443,88 @@ static size_t count_temp_files(const char *dir)
     return n;
 }
 
+/* Leaves exactly one descriptor free (the lowest), so the second of two open files at a
+ * time fails with EMFILE; restores with on == false. */
+static void limit_open_files(bool on)
+{
+    static struct rlimit saved;
+    struct rlimit rl;
+    if (on) {
+        int lowest = dup(0);
+        assert_true(lowest >= 0);
+        close(lowest);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        rl = saved;
+        rl.rlim_cur = (rlim_t)lowest + 1;
+    } else {
+        rl = saved;
+    }
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+/* The journal's descriptor is the file at its path, not a replaced (unlinked) one. */
+static void expect_fd_is_path(const journal_t *j)
+{
+    struct stat by_fd, by_path;
+    assert_int_equal(fstat(j->fd, &by_fd), 0);
+    assert_int_equal(stat(j->path, &by_path), 0);
+    assert_true(by_fd.st_nlink > 0);
+    assert_int_equal(by_fd.st_dev, by_path.st_dev);
+    assert_int_equal(by_fd.st_ino, by_path.st_ino);
+    assert_true(fcntl(j->fd, F_GETFL) & O_APPEND);
+}
+
+/* A compaction while serving that fails must leave the journal appending to the file at
+ * its path: before the rename to the old file, after it to the new one. */
+static void test_compact_failure_keeps_appending(void **state)
+{
+    fixture_t *fx = *state;
+    journal_t j;
+    char err[512];
+    assert_true(journal_open(&j, fx->state, err, sizeof err));
+    for (int id = 1; id <= 3; id++) {
+        char rec[64];
+        snprintf(rec, sizeof rec, "{\"type\":\"run\",\"id\":%d}", id);
+        append(&j, rec);
+    }
+    const char *three = "{\"type\":\"run\",\"id\":1}\n{\"type\":\"run\",\"id\":2}\n"
+                        "{\"type\":\"run\",\"id\":3}\n";
+    expect_file(fx->path, three);
+
+    /* Before the rename: the temporary file cannot be written (a full disk). */
+    limit_file_size(10);
+    bool ok = journal_compact(&j, 1, err, sizeof err);
+    limit_file_size(0);
+    assert_false(ok);
+    assert_non_null(strstr(err, ".tmp."));
+    assert_int_equal(count_temp_files(fx->state), 0);
+    expect_fd_is_path(&j);
+    append(&j, "{\"type\":\"run\",\"id\":4}");
+    char want[512];
+    snprintf(want, sizeof want, "%s{\"type\":\"run\",\"id\":4}\n", three);
+    expect_file(fx->path, want);
+
+    /* After the rename: the directory cannot be opened for its fsync (no descriptor left
+     * while the new file's is held). The new file is the journal now, and appends go to it. */
+    limit_open_files(true);
+    ok = journal_compact(&j, 2, err, sizeof err);
+    limit_open_files(false);
+    assert_false(ok);
+    assert_non_null(strstr(err, "cannot open directory"));
+    assert_int_equal(count_temp_files(fx->state), 0);
+    expect_fd_is_path(&j);
+    append(&j, "{\"type\":\"run\",\"id\":5}");
+    expect_file(fx->path, "{\"type\":\"run\",\"id\":3}\n{\"type\":\"run\",\"id\":4}\n"
+                          "{\"type\":\"run\",\"id\":5}\n");
+
+    /* And a compaction that succeeds hands over the new file the same way. */
+    assert_true(journal_compact(&j, 1, err, sizeof err));
+    expect_fd_is_path(&j);
+    append(&j, "{\"type\":\"run\",\"id\":6}");
+    journal_close(&j);
+    expect_file(fx->path, "{\"type\":\"run\",\"id\":5}\n{\"type\":\"run\",\"id\":6}\n");
+}
+
 static void test_write_atomic(void **state)
 {
     fixture_t *fx = *state;
@@ -496,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_callback_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_write_is_cut_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_failure_keeps_appending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_atomic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
