@@ -6,6 +6,7 @@
 #include "models.h"
 #include "run.h"
 #include "select.h"
+#include "state_lock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -33,8 +34,7 @@ static void print_summary(const run_t *r)
            "seconds");
     for (size_t i = 0; i < r->dag->ntasks; i++) {
         const dag_task_t *t = r->dag->tasks[i];
-        double secs = t->finished_at > 0 && t->started_at > 0 ? t->finished_at - t->started_at
-                                                              : 0;
+        double secs = t->finished_at > 0 && t->started_at > 0 ? t->finished_at - t->started_at : 0;
         printf("%-28s %-16s %8d %12lld %14lld %9.3f\n", t->name, dag_state_name(t->state),
                t->attempt, (long long)t->rows, (long long)t->bytes, secs);
         if (t->error[0] && t->state != TASK_SUCCESS)
@@ -99,14 +99,9 @@ void cmd_request_free(struct run_request *req)
     req->vars = NULL;
 }
 
-int cmd_run(const cli_t *c, config_t *cfg)
+/* The run itself, once the state directory is ours. Frees req. */
+static int run_locked(config_t *cfg, run_request_t req)
 {
-    run_request_t req = {.full_refresh = c->full_refresh};
-    snprintf(req.trigger, sizeof req.trigger, "cli");
-    if (!cmd_request_from_cli(c, &req)) {
-        cmd_request_free(&req);
-        return EXIT_CONFIG;
-    }
     one_run_t o = {.exit_code = EXIT_RUNTIME};
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
@@ -147,3 +142,31 @@ int cmd_run(const cli_t *c, config_t *cfg)
     return o.exit_code;
 }
 
+int cmd_run(const cli_t *c, config_t *cfg)
+{
+    run_request_t req = {.full_refresh = c->full_refresh};
+    snprintf(req.trigger, sizeof req.trigger, "cli");
+    if (!cmd_request_from_cli(c, &req)) {
+        cmd_request_free(&req);
+        return EXIT_CONFIG;
+    }
+    /* A daemon or another run on this state directory writes the same warehouse: its
+     * temporaries would be dropped as leftovers. Where the directory cannot be made (a
+     * workstation without /var/lib/eltd), no daemon uses it either: run unlocked. */
+    char err[1024];
+    state_lock_t lock;
+    state_lock_result_t lr = state_lock_take(&lock, cfg->state_dir, true, "run", err, sizeof err);
+    if (lr == STATE_LOCK_BUSY) {
+        fprintf(stderr,
+                "eltd: %s: one eltd writes a warehouse at a time; trigger the run through the "
+                "daemon's API (POST /webhook) or wait until it ends\n",
+                err);
+        cmd_request_free(&req);
+        return EXIT_RUNTIME;
+    }
+    if (lr == STATE_LOCK_NO_DIR)
+        log_debug("msg=\"running without the state directory lock\" reason=%s", log_quote(err));
+    int rc = run_locked(cfg, req);
+    state_lock_release(&lock);
+    return rc;
+}

@@ -7,6 +7,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "service.h"
+#include "state_lock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -132,14 +133,22 @@ int cmd_serve(const cli_t *c, config_t *cfg)
         return EXIT_RUNTIME;
     }
     serve_t s = {.cfg = cfg};
-    if (uv_loop_init(&s.loop) != 0)
-        return EXIT_RUNTIME;
     char err[1024];
+    state_lock_t lock;
+    if (state_lock_take(&lock, cfg->state_dir, true, "serve", err, sizeof err) != STATE_LOCK_HELD) {
+        fprintf(stderr, "eltd: %s: one eltd per state directory and warehouse\n", err);
+        return EXIT_RUNTIME;
+    }
+    if (uv_loop_init(&s.loop) != 0) {
+        state_lock_release(&lock);
+        return EXIT_RUNTIME;
+    }
     s.svc = service_new(&s.loop, cfg, err, sizeof err);
     if (!s.svc) {
         fprintf(stderr, "eltd: %s\n", err);
         uv_run(&s.loop, UV_RUN_DEFAULT);
         uv_loop_close(&s.loop);
+        state_lock_release(&lock);
         return EXIT_RUNTIME;
     }
     uv_signal_init(&s.loop, &s.sigint);
@@ -190,6 +199,7 @@ int cmd_serve(const cli_t *c, config_t *cfg)
     api_free(&s.api);
     if (uv_loop_close(&s.loop) != 0)
         log_warn("event=loop_close_busy");
+    state_lock_release(&lock);
     log_info("event=exit code=%d", rc);
     return rc;
 }

@@ -83,8 +83,10 @@ static void on_setup_step(ch_request_t *req, void *ud, long status, const char *
  * (`event=dropped_leftover table=db.name`). One exception: an `__eltd_old` whose base
  * table is missing is the only copy of the previous table (a server stopped inside a
  * rename pair), so it is renamed back (`event=restored_leftover`) instead of dropped.
- * At most one run is active per daemon; a second eltd writing the same databases at the
- * same moment would see its in-flight side table dropped and fail that load cleanly. */
+ * At most one run is active per daemon, and one eltd per state directory (state_lock.h):
+ * `eltd run` beside a daemon is refused before it connects. Two eltd with different state
+ * directories writing the same databases are not guarded: each would drop the other's
+ * temporaries in flight, and the row-count check would fail the load it broke. */
 
 /* Unescapes one TabSeparated field of [p, end) into out (NUL-terminated, truncated). */
 static void tsv_field(const char *p, const char *end, char *out, size_t cap)
