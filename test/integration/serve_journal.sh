@@ -275,5 +275,7 @@ while IFS= read -r line; do
   case "$line" in PASS\ *) pass "strace: ${line#PASS }" ;; FAIL\ *) fail "strace: ${line#FAIL }" ;; esac
 done <<<"$verdict"
 check_eq "no temporary state file left" "" "$(find "$SD" -name '*.tmp*' | head -3)"
-check_eq "the state directory holds only the journal" "runs.jsonl" "$(ls "$SD" | tr '\n' ' ' | sed 's/ $//')"
+# eltd.lock is state_lock's (one eltd per state directory); nothing else may be left.
+check_eq "the state directory holds only the journal and the lock" "eltd.lock runs.jsonl" \
+  "$(ls "$SD" | tr '\n' ' ' | sed 's/ $//')"
 ch "DROP DATABASE IF EXISTS raw_sjournal" >/dev/null
