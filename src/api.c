@@ -553,10 +553,12 @@ static void post_cancel(api_t *a, http_exchange_t *ex, const http_request_t *req
     case SVC_CANCEL_OK:
         break;
     }
+    /* A queued run is cancelled at once, and its record may already be compacted away. */
     const svc_run_t *r = service_find(a->svc, id);
     respond_json(a, ex, 202,
                  json_pack("{s:I, s:s, s:b}", "run_id", (json_int_t)id, "state",
-                           run_state_name(r->state), "cancel_requested", 1));
+                           r ? run_state_name(r->state) : run_state_name(RUN_CANCELLED),
+                           "cancel_requested", 1));
 }
 
 static bool known_model_cb(const void *ud, const char *name)

@@ -169,7 +169,8 @@ static const field_t root_fields[] = {
     {"run", F_SECTION, 0, NULL, NOB, run_fields, false, "task engine"},
     {"models", F_SECTION, 0, NULL, NOB, models_fields, false, "dbt project"},
     {"http", F_SECTION, 0, NULL, NOB, http_fields, false, "HTTP API"},
-    {"state_dir", F_STRING, OFF(state_dir), "/var/lib/eltd", NOB, NULL, false, "journal dir"},
+    {"state_dir", F_STRING, OFF(state_dir), "/var/lib/eltd", NOB, NULL, false,
+     "journal and eltd.lock (one eltd per state directory)"},
     {"log_level", F_STRING, OFF(log_level), "info", NOB, NULL, false, "debug, info, warn or error"},
     {0},
 };

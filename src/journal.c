@@ -4,6 +4,7 @@
 #include "journal.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,33 +36,6 @@ static char *join_path(const char *dir, const char *name)
     if (p)
         snprintf(p, n, "%s/%s", dir, name);
     return p;
-}
-
-/* mkdir -p with mode 0700 for each directory it creates. */
-static bool make_dirs(const char *dir, char *err, size_t errlen)
-{
-    char *copy = strdup(dir);
-    if (!copy)
-        return fail(err, errlen, "%s: out of memory", dir);
-    bool ok = true;
-    for (char *p = copy + 1; ok; p++) {
-        bool end = *p == '\0';
-        if (*p != '/' && !end)
-            continue;
-        *p = '\0';
-        if (mkdir(copy, 0700) != 0 && errno != EEXIST)
-            ok = fail(err, errlen, "%s: cannot create directory: %s", copy, strerror(errno));
-        if (end)
-            break;
-        *p = '/';
-    }
-    free(copy);
-    if (!ok)
-        return false;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s: not a directory", dir);
-    return true;
 }
 
 static bool fsync_dir(const char *dir, char *err, size_t errlen)
@@ -145,7 +119,7 @@ bool journal_open(journal_t *j, const char *state_dir, char *err, size_t errlen)
         journal_close(j);
         return fail(err, errlen, "%s: out of memory", state_dir);
     }
-    if (!make_dirs(state_dir, err, errlen)) {
+    if (!util_make_dirs(state_dir, err, errlen)) {
         journal_close(j);
         return false;
     }
