@@ -30,8 +30,9 @@ typedef struct cli {
 
 struct run_request;
 
-/* Fills a run request's --select, --exclude and --vars from the command line; prints the
- * reason and returns false on a bad value. cmd_request_free releases what it filled. */
+/* A run request from the command line: trigger "cli", --full-refresh, --select, --exclude
+ * and --vars. On a bad value prints the reason and returns false with nothing held;
+ * otherwise cmd_request_free releases what it filled. */
 bool cmd_request_from_cli(const cli_t *c, struct run_request *req);
 void cmd_request_free(struct run_request *req);
 

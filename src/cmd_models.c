@@ -11,11 +11,9 @@
 
 int cmd_compile(const cli_t *c, config_t *cfg)
 {
-    run_request_t req = {0};
-    if (!cmd_request_from_cli(c, &req)) {
-        cmd_request_free(&req);
+    run_request_t req;
+    if (!cmd_request_from_cli(c, &req))
         return EXIT_CONFIG;
-    }
     char err[1024];
     models_project_t p;
     if (!models_load(&p, cfg, req.vars, err, sizeof err)) {
@@ -70,12 +68,9 @@ static void print_plan(const run_t *r, const size_t *order)
 
 int cmd_plan(const cli_t *c, config_t *cfg)
 {
-    run_request_t req = {.full_refresh = c->full_refresh};
-    snprintf(req.trigger, sizeof req.trigger, "cli");
-    if (!cmd_request_from_cli(c, &req)) {
-        cmd_request_free(&req);
+    run_request_t req;
+    if (!cmd_request_from_cli(c, &req))
         return EXIT_CONFIG;
-    }
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         cmd_request_free(&req);

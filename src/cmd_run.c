@@ -70,24 +70,27 @@ static void on_run_done(run_t *r, void *ud)
     run_free(r, on_run_freed, o);
 }
 
-/* Fills req's selection and vars from the command line (see select.h for the syntax). */
+/* A request with the trigger "cli", --full-refresh, the selection and the vars of the
+ * command line (see select.h for the syntax). */
 bool cmd_request_from_cli(const cli_t *c, struct run_request *req)
 {
+    *req = (run_request_t){.full_refresh = c->full_refresh};
+    snprintf(req->trigger, sizeof req->trigger, "cli");
     size_t n = 0;
-    if (c->select && !(req->select = select_split(c->select, &req->nselect)))
-        return false;
-    if (c->exclude && !(req->exclude = select_split(c->exclude, &n)))
-        return false;
+    bool ok = (!c->select || (req->select = select_split(c->select, &req->nselect))) &&
+              (!c->exclude || (req->exclude = select_split(c->exclude, &n)));
     req->nexclude = n;
-    if (c->vars) {
+    if (ok && c->vars) {
         char err[512];
         req->vars = models_parse_vars(c->vars, err, sizeof err);
         if (!req->vars) {
             fprintf(stderr, "eltd: %s\n", err);
-            return false;
+            ok = false;
         }
     }
-    return true;
+    if (!ok)
+        cmd_request_free(req);
+    return ok;
 }
 
 void cmd_request_free(struct run_request *req)
@@ -144,12 +147,9 @@ static int run_locked(config_t *cfg, run_request_t req)
 
 int cmd_run(const cli_t *c, config_t *cfg)
 {
-    run_request_t req = {.full_refresh = c->full_refresh};
-    snprintf(req.trigger, sizeof req.trigger, "cli");
-    if (!cmd_request_from_cli(c, &req)) {
-        cmd_request_free(&req);
+    run_request_t req;
+    if (!cmd_request_from_cli(c, &req))
         return EXIT_CONFIG;
-    }
     /* A daemon or another run on this state directory writes the same warehouse: its
      * temporaries would be dropped as leftovers. Where the directory cannot be made (a
      * workstation without /var/lib/eltd), no daemon uses it either: run unlocked. */
