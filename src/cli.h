@@ -39,6 +39,7 @@ void cmd_request_free(struct run_request *req);
 /* Commands. cfg is loaded and validated before the call (NULL for those that need none). */
 int cmd_validate(const cli_t *c, config_t *cfg);
 int cmd_run(const cli_t *c, config_t *cfg);
+int cmd_test(const cli_t *c, config_t *cfg);
 int cmd_compile(const cli_t *c, config_t *cfg);
 int cmd_plan(const cli_t *c, config_t *cfg);
 int cmd_serve(const cli_t *c, config_t *cfg);

@@ -7,6 +7,7 @@
 #include "run.h"
 #include "select.h"
 #include "state_lock.h"
+#include "util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -145,11 +146,9 @@ static int run_locked(config_t *cfg, run_request_t req)
     return o.exit_code;
 }
 
-int cmd_run(const cli_t *c, config_t *cfg)
+/* Runs req with the state directory locked. Frees req. */
+static int run_exclusive(config_t *cfg, run_request_t req)
 {
-    run_request_t req;
-    if (!cmd_request_from_cli(c, &req))
-        return EXIT_CONFIG;
     /* A daemon or another run on this state directory writes the same warehouse: its
      * temporaries would be dropped as leftovers. Where the directory cannot be made (a
      * workstation without /var/lib/eltd), no daemon uses it either: run unlocked. */
@@ -169,4 +168,38 @@ int cmd_run(const cli_t *c, config_t *cfg)
     int rc = run_locked(cfg, req);
     state_lock_release(&lock);
     return rc;
+}
+
+int cmd_run(const cli_t *c, config_t *cfg)
+{
+    run_request_t req;
+    if (!cmd_request_from_cli(c, &req))
+        return EXIT_CONFIG;
+    return run_exclusive(cfg, req);
+}
+
+/* dbt test: the tests of what the selection picks (of every model without one), each
+ * selector intersected with resource_type:test. Nothing is loaded or built; the tests read
+ * what ClickHouse holds. */
+int cmd_test(const cli_t *c, config_t *cfg)
+{
+    run_request_t req;
+    if (!cmd_request_from_cli(c, &req))
+        return EXIT_CONFIG;
+    size_t n = req.nselect ? req.nselect : 1;
+    char **tests = calloc(n + 1, sizeof *tests);
+    bool ok = tests != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (tests[i] = req.nselect ? util_asprintf("%s,resource_type:test", req.select[i])
+                                     : strdup("resource_type:test")) != NULL;
+    if (!ok) {
+        fprintf(stderr, "eltd: out of memory\n");
+        select_split_free(tests);
+        cmd_request_free(&req);
+        return EXIT_RUNTIME;
+    }
+    select_split_free(req.select);
+    req.select = tests;
+    req.nselect = n;
+    return run_exclusive(cfg, req);
 }

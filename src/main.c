@@ -19,6 +19,8 @@ static void usage(FILE *out)
             "commands:\n"
             "  validate   load and check the config, print the resolved pipeline\n"
             "  run        perform one run (loads, then models and tests) and exit\n"
+            "  test       run the data tests of the selected models (all without -s)\n"
+            "             against what ClickHouse holds: dbt test\n"
             "  compile    print each selected model's rendered SQL (no server needed)\n"
             "  plan       print the run's tasks in execution order with their dependencies\n"
             "  serve      the daemon: cron schedule, HTTP API, metrics, run history\n"
@@ -175,6 +177,7 @@ static const struct command {
 } commands[] = {
     {"validate", true, cmd_validate},
     {"run", true, cmd_run},
+    {"test", true, cmd_test},
     {"compile", true, cmd_compile},
     {"plan", true, cmd_plan},
     {"serve", true, cmd_serve},

@@ -124,7 +124,23 @@ check_eq "--select builds the model alone" "success" "$(state model:stg_order_it
 check_eq "--select runs no load (it reads what ClickHouse holds)" "" \
   "$(printf '%s\n' "$out" | awk '$1 ~ /^load:/' | head -1)"
 check_eq "--select leaves other models out" "" "$(state model:order_totals "$out")"
+# eltd test (dbt test): the same test, and nothing built or loaded.
+rc=0; out=$("$ELTD" test -c "$cfg" --select stg_order_items 2>&1) || rc=$?
+check_eq "eltd test: a failing test exits 1" "1" "$rc"
+check_eq "eltd test: the model's test ran and failed" "failed" \
+  "$(state test:stg_order_items.unique_order_id "$out")"
+check_eq "eltd test: no model, load or other model's test" "" \
+  "$(printf '%s\n' "$out" | awk '$1 ~ /^(load|model):/ || ($1 ~ /^test:/ && $1 !~ /^test:stg_order_items\./)')"
 rm "$PROJ/models/extra.yml"
+rc=0; out=$("$ELTD" test -c "$cfg" 2>&1) || rc=$?
+check_eq "eltd test, whole project: exit 0" "0" "$rc"
+n_tests=$("$ELTD" plan -c "$cfg" 2>&1 | sed -n 's/.*models, \([0-9]*\) tests).*/\1/p')
+check_eq "eltd test ran every test of the project, each a success" "$n_tests" \
+  "$(printf '%s\n' "$out" | awk '$1 ~ /^test:/ && $2 == "success"' | wc -l)"
+check_eq "eltd test built and loaded nothing" "" \
+  "$(printf '%s\n' "$out" | awk '$1 ~ /^(load|model):/')"
+rc=0; out=$("$ELTD" test -c "$cfg" --select order_summary 2>&1) || rc=$?
+check_eq "eltd test of a model without tests: refused (exit 2)" "2" "$rc"
 
 out=$("$ELTD" run -c "$cfg" --select "+order_summary" --exclude "tag:nothing" 2>&1) ||
   { fail "+order_summary failed: $out"; exit 1; }
