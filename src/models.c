@@ -1097,6 +1097,68 @@ static const char *entry_name(loader_t *L, ydoc_t *y, yaml_node_t *n, const char
     return s && *s ? s : NULL;
 }
 
+/* ---- documentation: descriptions of models, sources and their columns ---------------- */
+
+/* The description of entry e: a copy in *out (NULL when it has none). A description that
+ * is not a string is an error naming it. */
+static bool parse_description(loader_t *L, ydoc_t *y, yaml_node_t *e, char **out)
+{
+    *out = NULL;
+    yaml_node_t *d = yget(y, e, "description");
+    if (!d || yis_null(d))
+        return true;
+    if (d->type != YAML_SCALAR_NODE) {
+        yerr(L->err, L->errlen, y->file, d, "description: expected a string");
+        return false;
+    }
+    if (!(*out = strdup(yscalar(d)))) {
+        snprintf(L->err, L->errlen, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static void free_columns(models_column_t *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].name);
+        free(c[i].description);
+    }
+    free(c);
+}
+
+/* The `columns:` of entry e with their descriptions (tests are read elsewhere). */
+static bool parse_columns(loader_t *L, ydoc_t *y, yaml_node_t *e, models_column_t **out, size_t *n)
+{
+    yaml_node_t *cols = yget(y, e, "columns");
+    if (!cols || yis_null(cols))
+        return true;
+    if (!expect_seq(L, y, cols, "columns"))
+        return false;
+    for (yaml_node_item_t *it = cols->data.sequence.items.start; it < cols->data.sequence.items.top;
+         it++) {
+        yaml_node_t *c = ynode(y, *it);
+        const char *cname = entry_name(L, y, c, "columns");
+        if (!cname)
+            return false;
+        models_column_t *nc = realloc(*out, (*n + 1) * sizeof *nc);
+        if (!nc) {
+            snprintf(L->err, L->errlen, "out of memory");
+            return false;
+        }
+        *out = nc;
+        models_column_t *col = &nc[(*n)++];
+        col->description = NULL;
+        if (!(col->name = strdup(cname))) {
+            snprintf(L->err, L->errlen, "out of memory");
+            return false;
+        }
+        if (!parse_description(L, y, c, &col->description))
+            return false;
+    }
+    return true;
+}
+
 static bool parse_sources(loader_t *L, ydoc_t *y, yaml_node_t *list)
 {
     models_project_t *p = L->p;
@@ -1132,11 +1194,16 @@ static bool parse_sources(loader_t *L, ydoc_t *y, yaml_node_t *list)
                 return false;
             p->srcs = ns;
             models_source_table_t *st = &p->srcs[p->nsrcs++];
+            memset(st, 0, sizeof *st);
             st->source = strdup(sname);
             st->table = strdup(tname);
             st->identifier = strdup(ident ? ident : tname);
             st->database = db ? strdup(db) : NULL;
             if (!st->source || !st->table || !st->identifier)
+                return false;
+            if (!parse_description(L, y, s, &st->source_description) ||
+                !parse_description(L, y, t, &st->description) ||
+                !parse_columns(L, y, t, &st->columns, &st->ncolumns))
                 return false;
         }
     }
@@ -1378,6 +1445,10 @@ static bool parse_tests(loader_t *L, size_t model)
     yaml_node_t *e = L->model_yaml[model].node;
     if (!e)
         return true;
+    models_model_t *m = &L->p->models[model];
+    if (!parse_description(L, y, e, &m->description) ||
+        !parse_columns(L, y, e, &m->columns, &m->ncolumns))
+        return false;
     if (!add_test_list(L, y, model, NULL, e))
         return false;
     yaml_node_t *cols = yget(y, e, "columns");
@@ -1491,6 +1562,8 @@ static void free_model(models_model_t *m)
     free(m->refs);
     strv_free(m->tables, m->ntables);
     strv_free(m->sources, m->nsources);
+    free(m->description);
+    free_columns(m->columns, m->ncolumns);
 }
 
 void models_free(models_project_t *p)
@@ -1510,6 +1583,9 @@ void models_free(models_project_t *p)
         free(p->srcs[i].table);
         free(p->srcs[i].identifier);
         free(p->srcs[i].database);
+        free(p->srcs[i].source_description);
+        free(p->srcs[i].description);
+        free_columns(p->srcs[i].columns, p->srcs[i].ncolumns);
     }
     free(p->srcs);
     free(p->order);

@@ -41,6 +41,12 @@ typedef struct models_config {
     bool enabled;
 } models_config_t;
 
+/* A documented column: schema.yml `columns:` entries (name, description). */
+typedef struct models_column {
+    char *name;
+    char *description; /* NULL when none */
+} models_column_t;
+
 typedef struct models_model {
     char *name;
     char *file;    /* the file on disk, as errors name it */
@@ -58,6 +64,9 @@ typedef struct models_model {
     size_t ntables;
     char **sources; /* "source.table" it reads, unique */
     size_t nsources;
+    char *description;        /* schema.yml description, NULL when none */
+    models_column_t *columns; /* schema.yml columns, in file order */
+    size_t ncolumns;
 } models_model_t;
 
 typedef struct models_test {
@@ -74,10 +83,14 @@ typedef struct models_test {
 } models_test_t;
 
 typedef struct models_source_table {
-    char *source;     /* source name */
-    char *table;      /* table name as source() names it */
-    char *identifier; /* table in the database (identifier: or the name) */
-    char *database;   /* schema:/database: declared, or NULL */
+    char *source;             /* source name */
+    char *table;              /* table name as source() names it */
+    char *identifier;         /* table in the database (identifier: or the name) */
+    char *database;           /* schema:/database: declared, or NULL */
+    char *source_description; /* the source's description, NULL when none */
+    char *description;        /* the table's description, NULL when none */
+    models_column_t *columns; /* the table's documented columns */
+    size_t ncolumns;
 } models_source_table_t;
 
 typedef struct models_project {

@@ -184,6 +184,29 @@ static void test_load_fixture(void **state)
     }
     assert_int_equal(warn, 1);
     assert_int_equal(rel, 1);
+    /* Documentation: descriptions of models, sources and columns, columns in file order. */
+    const models_model_t *so = model(&p, "stg_orders");
+    assert_string_equal(so->description, "Orders, one row each.");
+    assert_int_equal(so->ncolumns, 3);
+    assert_string_equal(so->columns[0].name, "order_id");
+    assert_string_equal(so->columns[2].name, "customer_id");
+    assert_null(so->columns[0].description);
+    assert_null(ot->description);
+    assert_int_equal(ot->ncolumns, 1);
+    const models_source_table_t *cu = NULL, *ord = NULL;
+    for (size_t i = 0; i < p.nsrcs; i++) {
+        if (!strcmp(p.srcs[i].table, "customers"))
+            cu = &p.srcs[i];
+        if (!strcmp(p.srcs[i].table, "orders"))
+            ord = &p.srcs[i];
+    }
+    assert_non_null(cu);
+    assert_non_null(ord);
+    assert_string_equal(cu->source_description, "Tables eltd loads from PostgreSQL.");
+    assert_string_equal(cu->description, "One row per customer.");
+    assert_null(ord->description);
+    assert_int_equal(ord->ncolumns, 1);
+    assert_string_equal(ord->columns[0].name, "order_id");
     /* Dependencies first. */
     size_t pos_ot = 0, pos_os = 0;
     for (size_t k = 0; k < p.nmodels; k++) {
@@ -362,6 +385,10 @@ static void test_errors(void **state)
                  {"s.yml", "models:\n  - name: a\n    columns:\n      - name: x\n"
                            "        tests:\n          - relationships:\n"
                            "              to: ref('b')\n              field: y\n"});
+    EXPECT_ERROR("s.yml:2:28: description: expected a string", {"a.sql", "SELECT 1 AS x"},
+                 {"s.yml", "models:\n  - {name: a, description: [x]}\n"});
+    EXPECT_ERROR("s.yml:3:38: description: expected a string", {"a.sql", "SELECT 1 AS x"},
+                 {"s.yml", "models:\n  - name: a\n    columns: [{name: x, description: {a: 1}}]\n"});
     EXPECT_ERROR("s.yml:3:2: did not find expected key", {"a.sql", "SELECT 1"},
                  {"s.yml", "models:\n  - name: a\n - x\n"});
     EXPECT_ERROR("dbt_project.yml:2:14: model-paths: expected a list of directories",
