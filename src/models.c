@@ -708,6 +708,16 @@ static char *source_relation(const models_project_t *p, const models_source_tabl
                        st->identifier);
 }
 
+const config_table_t *models_source_load(const config_t *cfg, const models_source_table_t *st)
+{
+    return source_load(cfg, st);
+}
+
+char *models_source_relation(const models_project_t *p, const models_source_table_t *st)
+{
+    return source_relation(p, st);
+}
+
 static bool host_lookup(void *ud, const char *name, tpl_value_t *out)
 {
     render_ctx_t *r = ud;

@@ -149,4 +149,11 @@ bool models_add_tasks(models_project_t *p, dag_t *d, load_env_t *env, const mode
 const char *models_mat_name(models_mat_t m);
 const char *models_test_kind_name(models_test_kind_t k);
 
+/* The configured table whose load fills source table st (its target or its name is st's
+ * identifier; the table lands in the raw database under its target), or NULL when eltd does
+ * not load it. */
+const config_table_t *models_source_load(const config_t *cfg, const models_source_table_t *st);
+/* What source() renders for st: `db`.`table`. malloc'd; NULL on out-of-memory. */
+char *models_source_relation(const models_project_t *p, const models_source_table_t *st);
+
 #endif
