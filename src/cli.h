@@ -26,6 +26,8 @@ typedef struct cli {
     const char *vars;         /* --vars '{"k": "v"}' (JSON or YAML flow mapping) */
     const char *url;          /* --url for `eltd health` */
     bool full_refresh;        /* --full-refresh */
+    const char *out;          /* eltd docs: --out DIR (default target) */
+    bool empty_catalog;       /* eltd docs: --empty-catalog, no warehouse asked */
 } cli_t;
 
 struct run_request;
@@ -40,6 +42,7 @@ void cmd_request_free(struct run_request *req);
 int cmd_validate(const cli_t *c, config_t *cfg);
 int cmd_run(const cli_t *c, config_t *cfg);
 int cmd_test(const cli_t *c, config_t *cfg);
+int cmd_docs(const cli_t *c, config_t *cfg);
 int cmd_compile(const cli_t *c, config_t *cfg);
 int cmd_plan(const cli_t *c, config_t *cfg);
 int cmd_serve(const cli_t *c, config_t *cfg);

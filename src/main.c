@@ -23,6 +23,8 @@ static void usage(FILE *out)
             "             against what ClickHouse holds: dbt test\n"
             "  compile    print each selected model's rendered SQL (no server needed)\n"
             "  plan       print the run's tasks in execution order with their dependencies\n"
+            "  docs       dbt docs generate: index.html, manifest.json and catalog.json\n"
+            "             (what ClickHouse holds) in --out DIR (default target)\n"
             "  serve      the daemon: cron schedule, HTTP API, metrics, run history\n"
             "  health     GET /health of a running instance (--url, default from\n"
             "             http.listen); exit 0 when healthy, 1 otherwise\n"
@@ -41,6 +43,8 @@ static void usage(FILE *out)
             "      --vars JSON       vars over the project's and the config's: '{\"k\": 1}'\n"
             "      --full-refresh    reload incremental tables and rebuild incremental models\n"
             "      --url URL         eltd health: base URL (e.g. http://127.0.0.1:5001)\n"
+            "      --out DIR         eltd docs: where the files go (default target)\n"
+            "      --empty-catalog   eltd docs: do not ask the warehouse; no types or sizes\n"
             "  -h, --help            this help\n"
             "\n"
             "exit codes:\n"
@@ -77,6 +81,8 @@ static int parse_cli(int argc, char **argv, cli_t *c)
         {"full-refresh", no_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
         {"exclude", required_argument, NULL, 'x'}, {"vars", required_argument, NULL, 'v'},
         {"url", required_argument, NULL, 'u'},
+        {"out", required_argument, NULL, 'o'},
+        {"empty-catalog", no_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     c->config = "conf/pipeline.yaml";
@@ -127,6 +133,12 @@ static int parse_cli(int argc, char **argv, cli_t *c)
             break;
         case 'u':
             c->url = optarg;
+            break;
+        case 'o':
+            c->out = optarg;
+            break;
+        case 'E':
+            c->empty_catalog = true;
             break;
         case 'h':
             usage(stdout);
@@ -179,6 +191,7 @@ static const struct command {
     {"run", true, cmd_run},
     {"test", true, cmd_test},
     {"compile", true, cmd_compile},
+    {"docs", true, cmd_docs},
     {"plan", true, cmd_plan},
     {"serve", true, cmd_serve},
     {"health", false, cmd_health},
