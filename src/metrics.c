@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "strbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -454,41 +455,9 @@ void metrics_collected_set(metrics_family_t *fam, double value, const char *cons
 
 /* ---- rendering --------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} buf_t;
-
-static void buf_put(buf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *grown = realloc(b->p, cap);
-        if (!grown) {
-            b->oom = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_puts(buf_t *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
 /* Label values escape backslash, double quote and newline; HELP text escapes only
  * backslash and newline (format 0.0.4). */
-static void buf_put_escaped(buf_t *b, const char *s, bool quote)
+static void buf_put_escaped(strbuf_t *b, const char *s, bool quote)
 {
     const char *run = s;
     for (; *s; s++) {
@@ -500,12 +469,12 @@ static void buf_put_escaped(buf_t *b, const char *s, bool quote)
         else if (*s == '"' && quote)
             esc = "\\\"";
         if (esc) {
-            buf_put(b, run, (size_t)(s - run));
-            buf_puts(b, esc);
+            strbuf_put(b, run, (size_t)(s - run));
+            strbuf_puts(b, esc);
             run = s + 1;
         }
     }
-    buf_put(b, run, (size_t)(s - run));
+    strbuf_put(b, run, (size_t)(s - run));
 }
 
 size_t metrics_format_double(char *buf, size_t size, double v)
@@ -534,68 +503,68 @@ size_t metrics_format_double(char *buf, size_t size, double v)
     return (size_t)n < size ? (size_t)n : size - 1;
 }
 
-static void buf_put_double(buf_t *b, double v)
+static void buf_put_double(strbuf_t *b, double v)
 {
     char tmp[40];
-    buf_put(b, tmp, metrics_format_double(tmp, sizeof tmp, v));
+    strbuf_put(b, tmp, metrics_format_double(tmp, sizeof tmp, v));
 }
 
-static void buf_put_u64(buf_t *b, unsigned long long v)
+static void buf_put_u64(strbuf_t *b, unsigned long long v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "%llu", v);
-    buf_put(b, tmp, (size_t)n);
+    strbuf_put(b, tmp, (size_t)n);
 }
 
 /* Writes `{a="x",b="y",le="0.5"}`, or nothing when there are no labels at all. */
-static void put_labels(buf_t *b, const metrics_family_t *fam, const series_t *s, const char *le)
+static void put_labels(strbuf_t *b, const metrics_family_t *fam, const series_t *s, const char *le)
 {
     if (fam->nlabels == 0 && !le)
         return;
-    buf_puts(b, "{");
+    strbuf_puts(b, "{");
     for (size_t i = 0; i < fam->nlabels; i++) {
         if (i)
-            buf_puts(b, ",");
-        buf_puts(b, fam->label_names[i]);
-        buf_puts(b, "=\"");
+            strbuf_puts(b, ",");
+        strbuf_puts(b, fam->label_names[i]);
+        strbuf_puts(b, "=\"");
         buf_put_escaped(b, s->labels[i], true);
-        buf_puts(b, "\"");
+        strbuf_puts(b, "\"");
     }
     if (le) {
-        buf_puts(b, fam->nlabels ? ",le=\"" : "le=\"");
-        buf_puts(b, le);
-        buf_puts(b, "\"");
+        strbuf_puts(b, fam->nlabels ? ",le=\"" : "le=\"");
+        strbuf_puts(b, le);
+        strbuf_puts(b, "\"");
     }
-    buf_puts(b, "}");
+    strbuf_puts(b, "}");
 }
 
-static void put_sample(buf_t *b, const metrics_family_t *fam, const char *suffix, const series_t *s,
-                       const char *le)
+static void put_sample(strbuf_t *b, const metrics_family_t *fam, const char *suffix,
+                       const series_t *s, const char *le)
 {
-    buf_puts(b, fam->name);
-    buf_puts(b, suffix);
+    strbuf_puts(b, fam->name);
+    strbuf_puts(b, suffix);
     put_labels(b, fam, s, le);
-    buf_puts(b, " ");
+    strbuf_puts(b, " ");
 }
 
-static void render_family(buf_t *b, const metrics_family_t *fam)
+static void render_family(strbuf_t *b, const metrics_family_t *fam)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
-    buf_puts(b, "# HELP ");
-    buf_puts(b, fam->name);
-    buf_puts(b, " ");
+    strbuf_puts(b, "# HELP ");
+    strbuf_puts(b, fam->name);
+    strbuf_puts(b, " ");
     buf_put_escaped(b, fam->help, false);
-    buf_puts(b, "\n# TYPE ");
-    buf_puts(b, fam->name);
-    buf_puts(b, " ");
-    buf_puts(b, type_names[fam->kind]);
-    buf_puts(b, "\n");
+    strbuf_puts(b, "\n# TYPE ");
+    strbuf_puts(b, fam->name);
+    strbuf_puts(b, " ");
+    strbuf_puts(b, type_names[fam->kind]);
+    strbuf_puts(b, "\n");
     for (size_t i = 0; i < fam->nseries; i++) {
         const series_t *s = &fam->series[i];
         if (fam->kind != METRICS_HISTOGRAM) {
             put_sample(b, fam, "", s, NULL);
             buf_put_double(b, s->value);
-            buf_puts(b, "\n");
+            strbuf_puts(b, "\n");
             continue;
         }
         unsigned long long cumulative = 0;
@@ -608,21 +577,20 @@ static void render_family(buf_t *b, const metrics_family_t *fam)
             cumulative += s->counts[k];
             put_sample(b, fam, "_bucket", s, le);
             buf_put_u64(b, cumulative);
-            buf_puts(b, "\n");
+            strbuf_puts(b, "\n");
         }
         put_sample(b, fam, "_sum", s, NULL);
         buf_put_double(b, s->value);
-        buf_puts(b, "\n");
+        strbuf_puts(b, "\n");
         put_sample(b, fam, "_count", s, NULL);
         buf_put_u64(b, s->count);
-        buf_puts(b, "\n");
+        strbuf_puts(b, "\n");
     }
 }
 
 bool metrics_render(metrics_registry_t *reg, char **out, size_t *len)
 {
-    buf_t b = {0};
-    buf_put(&b, "", 0); /* an empty registry still yields an empty string, not NULL */
+    strbuf_t b = {0};
     for (size_t i = 0; i < reg->n; i++) {
         metrics_family_t *fam = reg->fams[i];
         if (fam->collect) {
@@ -638,13 +606,11 @@ bool metrics_render(metrics_registry_t *reg, char **out, size_t *len)
             continue;
         render_family(&b, fam);
     }
-    if (b.oom) {
-        free(b.p);
+    /* An empty registry still yields an empty string, not NULL. */
+    if (!(*out = strbuf_take(&b, len))) {
         log_error("msg=\"out of memory rendering metrics\"");
         return false;
     }
-    *out = b.p;
-    *len = b.len;
     return true;
 }
 

@@ -1137,8 +1137,12 @@ static void free_columns(models_column_t *c, size_t n)
     free(c);
 }
 
-/* The `columns:` of entry e with their descriptions (tests are read elsewhere). */
-static bool parse_columns(loader_t *L, ydoc_t *y, yaml_node_t *e, models_column_t **out, size_t *n)
+static bool add_test_list(loader_t *L, ydoc_t *y, size_t model, const char *column, yaml_node_t *m);
+
+/* The `columns:` of entry e with their descriptions, and when e describes a model (model is
+ * its index, not -1) the tests of each column. */
+static bool parse_columns(loader_t *L, ydoc_t *y, yaml_node_t *e, long model, models_column_t **out,
+                          size_t *n)
 {
     yaml_node_t *cols = yget(y, e, "columns");
     if (!cols || yis_null(cols))
@@ -1163,7 +1167,8 @@ static bool parse_columns(loader_t *L, ydoc_t *y, yaml_node_t *e, models_column_
             snprintf(L->err, L->errlen, "out of memory");
             return false;
         }
-        if (!parse_description(L, y, c, &col->description))
+        if (!parse_description(L, y, c, &col->description) ||
+            (model >= 0 && !add_test_list(L, y, (size_t)model, cname, c)))
             return false;
     }
     return true;
@@ -1213,7 +1218,7 @@ static bool parse_sources(loader_t *L, ydoc_t *y, yaml_node_t *list)
                 return false;
             if (!parse_description(L, y, s, &st->source_description) ||
                 !parse_description(L, y, t, &st->description) ||
-                !parse_columns(L, y, t, &st->columns, &st->ncolumns))
+                !parse_columns(L, y, t, -1, &st->columns, &st->ncolumns))
                 return false;
         }
     }
@@ -1449,31 +1454,16 @@ static bool add_test_list(loader_t *L, ydoc_t *y, size_t model, const char *colu
     return true;
 }
 
-static bool parse_tests(loader_t *L, size_t model)
+/* A model's schema.yml entry: its description, its tests and its columns (with theirs). */
+static bool parse_schema_entry(loader_t *L, size_t model)
 {
     ydoc_t *y = L->model_yaml[model].doc;
     yaml_node_t *e = L->model_yaml[model].node;
     if (!e)
         return true;
     models_model_t *m = &L->p->models[model];
-    if (!parse_description(L, y, e, &m->description) ||
-        !parse_columns(L, y, e, &m->columns, &m->ncolumns))
-        return false;
-    if (!add_test_list(L, y, model, NULL, e))
-        return false;
-    yaml_node_t *cols = yget(y, e, "columns");
-    if (!cols || yis_null(cols))
-        return true;
-    if (!expect_seq(L, y, cols, "columns"))
-        return false;
-    for (yaml_node_item_t *it = cols->data.sequence.items.start; it < cols->data.sequence.items.top;
-         it++) {
-        yaml_node_t *c = ynode(y, *it);
-        const char *cname = entry_name(L, y, c, "columns");
-        if (!cname || !add_test_list(L, y, model, cname, c))
-            return false;
-    }
-    return true;
+    return parse_description(L, y, e, &m->description) && add_test_list(L, y, model, NULL, e) &&
+           parse_columns(L, y, e, (long)model, &m->columns, &m->ncolumns);
 }
 
 /* ---- the graph --------------------------------------------------------------------- */
@@ -1719,7 +1709,7 @@ static bool load_all(loader_t *L, const json_t *run_vars)
                 goto done;
             }
     for (size_t i = 0; i < p->nmodels; i++)
-        if (p->models[i].config.enabled && !parse_tests(L, i))
+        if (p->models[i].config.enabled && !parse_schema_entry(L, i))
             goto done;
     if (!build_order(p, L->err, L->errlen))
         goto done;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "project_files.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +21,6 @@
 #include "models.h"
 
 #define NOW "2024-05-01T12:00:00Z"
-
-static char fixture[1024];
-
-static void find_fixture(void)
-{
-    const char *root = getenv("ELTD_SOURCE_DIR");
-    if (root)
-        snprintf(fixture, sizeof fixture, "%s/test/unit/models/shop", root);
-    else
-        snprintf(fixture, sizeof fixture, "%.*s/models/shop",
-                 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__);
-}
 
 /* A config whose models.path is dir. Four loads: orders incremental, order_items into the
  * table items; finance.exchange_rates is left to someone else. */
@@ -75,38 +65,6 @@ static int teardown_shop(void **state)
     models_free(&shop);
     config_free(&shop_cfg);
     return 0;
-}
-
-/* ---- temporary projects ------------------------------------------------------------ */
-
-static char tmpdir[256];
-
-static void write_file(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *p = path + strlen(tmpdir) + 1; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        mkdir(path, 0755);
-        *p = '/';
-    }
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void new_tmp_project(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/eltd-test-docs.XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-}
-
-static void rm_tmp_project(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */

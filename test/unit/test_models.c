@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "project_files.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +19,6 @@
 #include "materialize.h"
 #include "models.h"
 #include "run.h"
-
-static char fixture[1024];
-
-static void find_fixture(void)
-{
-    const char *root = getenv("ELTD_SOURCE_DIR");
-    if (root)
-        snprintf(fixture, sizeof fixture, "%s/test/unit/models/shop", root);
-    else
-        snprintf(fixture, sizeof fixture, "%.*s/models/shop",
-                 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__);
-}
 
 /* A config whose models.path is dir; extra YAML goes under models:. */
 static void load_config(config_t *cfg, const char *dir, const char *models_extra)
@@ -46,36 +36,6 @@ static void load_config(config_t *cfg, const char *dir, const char *models_extra
 }
 
 /* ---- temporary projects ------------------------------------------------------------ */
-
-static char tmpdir[256];
-
-static void write_file(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *p = path + strlen(tmpdir) + 1; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        mkdir(path, 0755);
-        *p = '/';
-    }
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void new_tmp_project(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/eltd-test-models.XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-}
-
-static void rm_tmp_project(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
-}
 
 /* Loads the temporary project; returns the error text ("" on success). */
 static const char *load_tmp(models_project_t *p, bool keep)
@@ -387,8 +347,9 @@ static void test_errors(void **state)
                            "              to: ref('b')\n              field: y\n"});
     EXPECT_ERROR("s.yml:2:28: description: expected a string", {"a.sql", "SELECT 1 AS x"},
                  {"s.yml", "models:\n  - {name: a, description: [x]}\n"});
-    EXPECT_ERROR("s.yml:3:38: description: expected a string", {"a.sql", "SELECT 1 AS x"},
-                 {"s.yml", "models:\n  - name: a\n    columns: [{name: x, description: {a: 1}}]\n"});
+    EXPECT_ERROR(
+        "s.yml:3:38: description: expected a string", {"a.sql", "SELECT 1 AS x"},
+        {"s.yml", "models:\n  - name: a\n    columns: [{name: x, description: {a: 1}}]\n"});
     EXPECT_ERROR("s.yml:3:2: did not find expected key", {"a.sql", "SELECT 1"},
                  {"s.yml", "models:\n  - name: a\n - x\n"});
     EXPECT_ERROR("dbt_project.yml:2:14: model-paths: expected a list of directories",
