@@ -470,6 +470,52 @@ static void get_metrics(api_t *a, http_exchange_t *ex, const http_request_t *req
                  a->metrics_len);
 }
 
+/* /docs, /docs/manifest.json, /docs/catalog.json: the daemon's last docs build. The page
+ * gets a strict Content-Security-Policy: it has no script, and a description in it can
+ * never bring one. */
+static void get_docs_file(api_t *a, http_exchange_t *ex, const char *file)
+{
+    const docs_live_t *d = &a->svc->docs;
+    if (!d->files.html) {
+        respond_error(a, ex, 503,
+                      d->busy ? "the documentation is being built; try again in a moment"
+                              : "no documentation: the dbt project did not load (see the log)");
+        return;
+    }
+    bool html = !strcmp(file, "html");
+    if (html && (http_exchange_add_header(ex, "Content-Security-Policy",
+                                          "default-src 'none'; style-src 'unsafe-inline'") != 0 ||
+                 http_exchange_add_header(ex, "X-Content-Type-Options", "nosniff") != 0)) {
+        respond_error(a, ex, 500, "out of memory");
+        return;
+    }
+    count(a, 200);
+    if (html)
+        http_respond(ex, 200, "text/html; charset=utf-8", d->files.html, d->files.html_len);
+    else if (!strcmp(file, "manifest"))
+        http_respond(ex, 200, "application/json", d->files.manifest, d->files.manifest_len);
+    else
+        http_respond(ex, 200, "application/json", d->files.catalog, d->files.catalog_len);
+}
+
+static void get_docs(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
+{
+    (void)req, (void)id;
+    get_docs_file(a, ex, "html");
+}
+
+static void get_docs_manifest(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
+{
+    (void)req, (void)id;
+    get_docs_file(a, ex, "manifest");
+}
+
+static void get_docs_catalog(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
+{
+    (void)req, (void)id;
+    get_docs_file(a, ex, "catalog");
+}
+
 /* Reads an integer query parameter; false on a malformed value. */
 static bool query_int(const char *v, long long lo, long long hi, long long *out)
 {
@@ -795,6 +841,9 @@ static const route_t routes[] = {
     {"/ready", "GET", get_ready},
     {"/status", "GET", get_status},
     {"/metrics", "GET", get_metrics},
+    {"/docs", "GET", get_docs},
+    {"/docs/manifest.json", "GET", get_docs_manifest},
+    {"/docs/catalog.json", "GET", get_docs_catalog},
     {"/webhook", "POST", post_webhook},
     {"/webhook/manual", "POST", post_manual},
     {"/api/runs", "GET", get_runs},

@@ -3,6 +3,7 @@
  * index.html built from those two. No I/O here: cmd_docs.c asks the server and writes files. */
 #include "docs.h"
 
+#include "docs_fetch.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -1442,4 +1443,55 @@ char *docs_html(const json_t *manifest, const json_t *catalog, size_t *len)
     if (len)
         *len = n;
     return html;
+}
+
+/* ---- the three files ------------------------------------------------------------------ */
+
+/* j as indented JSON with sorted keys and a final newline. */
+static char *json_text(const json_t *j, size_t *len)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text)
+        return NULL;
+    *len = strlen(text);
+    char *line = realloc(text, *len + 2);
+    if (!line) {
+        free(text);
+        return NULL;
+    }
+    line[(*len)++] = '\n';
+    line[*len] = '\0';
+    return line;
+}
+
+bool docs_build(const models_project_t *p, const config_t *cfg, const char *const *answers,
+                const char *generated_at, docs_files_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_t *manifest = docs_manifest(p, cfg, generated_at), *catalog = NULL;
+    snprintf(err, errlen, "out of memory");
+    if (manifest) {
+        if (answers)
+            catalog = docs_catalog(manifest, answers[DOCS_Q_COLUMNS], answers[DOCS_Q_TABLES],
+                                   answers[DOCS_Q_PARTS], generated_at, err, errlen);
+        else
+            catalog = json_pack("{s:{s:s, s:s}, s:{}, s:{}}", "metadata", "generated_at",
+                                generated_at, "generated_by", "eltd", "nodes", "sources");
+    }
+    bool ok = catalog && (out->manifest = json_text(manifest, &out->manifest_len)) &&
+              (out->catalog = json_text(catalog, &out->catalog_len)) &&
+              (out->html = docs_html(manifest, answers ? catalog : NULL, &out->html_len));
+    json_decref(manifest);
+    json_decref(catalog);
+    if (!ok)
+        docs_files_free(out);
+    return ok;
+}
+
+void docs_files_free(docs_files_t *f)
+{
+    free(f->manifest);
+    free(f->catalog);
+    free(f->html);
+    memset(f, 0, sizeof *f);
 }

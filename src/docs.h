@@ -12,6 +12,7 @@
 #include "models.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The manifest of a loaded project. Unique ids are dbt's: "model.<project>.<name>",
@@ -33,5 +34,18 @@ json_t *docs_catalog(const json_t *manifest, const char *columns_tsv, const char
 /* index.html from the manifest and the catalog (NULL: without types, engines and sizes).
  * malloc'd, NUL-terminated, *len its length; NULL on out-of-memory. */
 char *docs_html(const json_t *manifest, const json_t *catalog, size_t *len);
+
+/* The three files, ready to write or serve. */
+typedef struct docs_files {
+    char *manifest, *catalog, *html; /* NUL-terminated; the JSON indented, keys sorted */
+    size_t manifest_len, catalog_len, html_len;
+} docs_files_t;
+
+/* Builds the files of project p. answers are the DOCS_Q_* answers of docs_fetch.h, or NULL
+ * for an empty catalog (and a page without types, engines and sizes). False with err set;
+ * out is then empty. */
+bool docs_build(const models_project_t *p, const config_t *cfg, const char *const *answers,
+                const char *generated_at, docs_files_t *out, char *err, size_t errlen);
+void docs_files_free(docs_files_t *f);
 
 #endif

@@ -451,6 +451,7 @@ static void on_run_freed(void *ud)
         uv_timer_stop(&s->grace);
         maybe_close(s);
     } else {
+        docs_live_refresh(&s->docs); /* what the run built, in the catalog */
         start_next(s);
     }
 }
@@ -800,6 +801,8 @@ service_t *service_new(uv_loop_t *loop, const config_t *cfg, char *err, size_t e
     }
     uv_timer_init(loop, &s->grace);
     s->grace.data = s;
+    docs_live_init(&s->docs, cfg, s->ch);
+    docs_live_refresh(&s->docs);
     log_info("event=service_start runs=%zu next_id=%lld models=%zu schedule=%s", s->nruns,
              (long long)s->next_id, s->project_ok ? s->project.nmodels : s->nmodels,
              s->has_schedule ? log_quote(cfg->schedule.cron) : "none");
@@ -855,6 +858,7 @@ static void maybe_close(service_t *s)
     s->closing = true;
     s->open_handles += 2;
     uv_close((uv_handle_t *)&s->grace, on_grace_closed);
+    docs_live_close(&s->docs);
     ch_client_close(s->ch, on_gone, s);
     check_done(s);
 }
@@ -929,5 +933,6 @@ void service_free(service_t *s)
         models_free(&s->project);
     journal_close(&s->journal);
     metrics_registry_free(s->metrics);
+    docs_files_free(&s->docs.files);
     free(s);
 }

@@ -7,6 +7,7 @@
 
 #include "ch_client.h"
 #include "config.h"
+#include "docs_live.h"
 #include "journal.h"
 #include "metrics.h"
 #include "models.h"
@@ -62,6 +63,7 @@ struct service {
     double started_at;        /* wall clock of service_new */
     bool has_schedule;        /* schedule.cron is set */
     scheduler_t sched;        /* valid when has_schedule */
+    docs_live_t docs;         /* /docs: rebuilt at start and after every run */
     models_project_t project; /* the dbt project as loaded at start (names, selectors) */
     bool project_ok;          /* project loaded; else models are known by file name only */
     char **models;            /* fallback: model names found under models.path (*.sql) */
