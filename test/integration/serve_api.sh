@@ -192,8 +192,12 @@ wait_for 5 grep -q 'event=shutdown ' "$DAEMON_LOG"
 release_lock
 wait_daemon
 check_eq "SIGTERM, run done within grace: exit 0" 0 "$DAEMON_RC"
-check_eq "journal: run finished in the grace" success \
-  "$($PY -c 'import json,sys; print([r["state"] for r in map(json.loads, open(sys.argv[1])) if r.get("id") == int(sys.argv[2]) and r.get("event") == "finished"][-1])' "$WORK/state-serve_api/runs.jsonl" "$graced")"
+graced_state=$($PY -c 'import json,sys; print([r["state"] for r in map(json.loads, open(sys.argv[1])) if r.get("id") == int(sys.argv[2]) and r.get("event") == "finished"][-1])' "$WORK/state-serve_api/runs.jsonl" "$graced")
+check_eq "journal: run finished in the grace" success "$graced_state"
+if [ "$graced_state" != success ]; then
+  grep "\"id\":$graced," "$WORK/state-serve_api/runs.jsonl" | sed 's/^/# journal: /'
+  grep -E "level=(warn|error)" "$DAEMON_LOG" | tail -20 | sed 's/^/# daemon: /'
+fi
 
 # ---- ... or is cancelled when the grace runs out ----
 start_daemon "$WORK/short_grace.yaml"
