@@ -182,16 +182,22 @@ typedef struct gen {
     bool timer_init;
 } gen_t;
 
+/* The request is freed once this returns: its timers must not reach it after. */
 static void on_gen_done(ch_request_t *req, void *ud, long status, const char *body, size_t len,
                         const char *err)
 {
     gen_t *g = ud;
+    uv_timer_stop(&g->timer);
+    uv_timer_stop(&g->cancel);
+    g->req = NULL;
     on_done(req, &g->res, status, body, len, err);
 }
 
 static void on_gen_resume(uv_timer_t *t)
 {
     gen_t *g = t->data;
+    if (!g->req)
+        return;
     g->resumed = true;
     ch_request_resume(g->req);
 }
@@ -199,7 +205,8 @@ static void on_gen_resume(uv_timer_t *t)
 static void on_gen_cancel(uv_timer_t *t)
 {
     gen_t *g = t->data;
-    ch_request_cancel(g->req);
+    if (g->req)
+        ch_request_cancel(g->req);
 }
 
 static void gen_init(gen_t *g, env_t *e, uint64_t first, uint64_t count)
@@ -231,7 +238,8 @@ static size_t gen_read(void *ud, char *buf, size_t max)
     if (g->release && g->calls == 3) {
         /* Both calls come from inside curl: the client must defer them to the loop. */
         g->release->hold = false;
-        ch_request_resume(g->release->req);
+        if (g->release->req)
+            ch_request_resume(g->release->req);
         assert_non_null(ch_query(g->env->c, "SELECT 42", NULL, on_done, &g->side));
     }
     if (g->abort_after && g->calls == (uint64_t)g->abort_after)
