@@ -473,8 +473,9 @@ static void get_metrics(api_t *a, http_exchange_t *ex, const http_request_t *req
 /* /docs, /docs/manifest.json, /docs/catalog.json: the daemon's last docs build. The page
  * gets a strict Content-Security-Policy: it has no script, and a description in it can
  * never bring one. */
-static void get_docs_file(api_t *a, http_exchange_t *ex, const char *file)
+static void get_docs(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
 {
+    (void)id;
     const docs_live_t *d = &a->svc->docs;
     if (!d->files.html) {
         respond_error(a, ex, 503,
@@ -482,7 +483,7 @@ static void get_docs_file(api_t *a, http_exchange_t *ex, const char *file)
                               : "no documentation: the dbt project did not load (see the log)");
         return;
     }
-    bool html = !strcmp(file, "html");
+    bool html = !strcmp(req->path, "/docs");
     if (html && (http_exchange_add_header(ex, "Content-Security-Policy",
                                           "default-src 'none'; style-src 'unsafe-inline'") != 0 ||
                  http_exchange_add_header(ex, "X-Content-Type-Options", "nosniff") != 0)) {
@@ -492,28 +493,10 @@ static void get_docs_file(api_t *a, http_exchange_t *ex, const char *file)
     count(a, 200);
     if (html)
         http_respond(ex, 200, "text/html; charset=utf-8", d->files.html, d->files.html_len);
-    else if (!strcmp(file, "manifest"))
+    else if (!strcmp(req->path, "/docs/manifest.json"))
         http_respond(ex, 200, "application/json", d->files.manifest, d->files.manifest_len);
     else
         http_respond(ex, 200, "application/json", d->files.catalog, d->files.catalog_len);
-}
-
-static void get_docs(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
-{
-    (void)req, (void)id;
-    get_docs_file(a, ex, "html");
-}
-
-static void get_docs_manifest(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
-{
-    (void)req, (void)id;
-    get_docs_file(a, ex, "manifest");
-}
-
-static void get_docs_catalog(api_t *a, http_exchange_t *ex, const http_request_t *req, int64_t id)
-{
-    (void)req, (void)id;
-    get_docs_file(a, ex, "catalog");
 }
 
 /* Reads an integer query parameter; false on a malformed value. */
@@ -842,8 +825,8 @@ static const route_t routes[] = {
     {"/status", "GET", get_status},
     {"/metrics", "GET", get_metrics},
     {"/docs", "GET", get_docs},
-    {"/docs/manifest.json", "GET", get_docs_manifest},
-    {"/docs/catalog.json", "GET", get_docs_catalog},
+    {"/docs/manifest.json", "GET", get_docs},
+    {"/docs/catalog.json", "GET", get_docs},
     {"/webhook", "POST", post_webhook},
     {"/webhook/manual", "POST", post_manual},
     {"/api/runs", "GET", get_runs},
