@@ -10,24 +10,11 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
 S=models_docs
-A=analytics_md
-export PGOPTIONS="-c client_min_messages=warning"
-PROJ=$WORK/shop
-cp -r "$ROOT/test/unit/models/shop" "$PROJ"
+shop_fixture $S md
+trap 'drop_fixture; finish' EXIT
 # A description with markup, quotes and an ampersand: the page must show it as text.
 sed -i 's|description: Orders, one row each.|description: "Orders <b>one</b> row \& \\"each\\" <script>alert(1)</script>"|' \
   "$PROJ/models/schema.yml"
-export PG_SCHEMA=$S
-clone_schema $S
-cfg=$(MODELS_PATH=$PROJ make_config md)
-cleanup_dbs() {
-  ch "DROP DATABASE IF EXISTS raw_md" >/dev/null || true
-  ch "DROP DATABASE IF EXISTS $A" >/dev/null || true
-  pg "DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null || true
-}
-cleanup_dbs
-clone_schema $S
-trap 'cleanup_dbs; finish' EXIT
 
 out=$("$ELTD" run -c "$cfg" 2>&1) || { fail "the run before the docs failed: $out"; exit 1; }
 pass "a run builds the project"

@@ -9,21 +9,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
 S=models_engine
-export PGOPTIONS="-c client_min_messages=warning"
-A=analytics_me
-PROJ=$WORK/shop
-cp -r "$ROOT/test/unit/models/shop" "$PROJ"
-export PG_SCHEMA=$S
-clone_schema $S
-cfg=$(MODELS_PATH=$PROJ make_config me)
-ch "DROP DATABASE IF EXISTS raw_me" >/dev/null
-ch "DROP DATABASE IF EXISTS $A" >/dev/null
-cleanup_dbs() {
-  ch "DROP DATABASE IF EXISTS raw_me" >/dev/null || true
-  ch "DROP DATABASE IF EXISTS $A" >/dev/null || true
-  pg "DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null || true
-}
-trap 'cleanup_dbs; finish' EXIT
+shop_fixture $S me
+trap 'drop_fixture; finish' EXIT
 
 engine() { ch "SELECT engine FROM system.tables WHERE database = '$A' AND name = '$1'"; }
 leftovers() {

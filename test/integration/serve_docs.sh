@@ -9,20 +9,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/serve.sh"
 
 S=serve_docs
-A=analytics_sdocs
-export PGOPTIONS="-c client_min_messages=warning"
-PROJ=$WORK/shop
-cp -r "$ROOT/test/unit/models/shop" "$PROJ"
-export PG_SCHEMA=$S
-cleanup_dbs() {
-  ch "DROP DATABASE IF EXISTS raw_sdocs" >/dev/null || true
-  ch "DROP DATABASE IF EXISTS $A" >/dev/null || true
-  pg "DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null || true
-}
-cleanup_dbs
-clone_schema $S
-trap 'serve_cleanup; cleanup_dbs; finish' EXIT
-cfg=$(MODELS_PATH=$PROJ make_config sdocs)
+shop_fixture $S sdocs
+trap 'serve_cleanup; drop_fixture; finish' EXIT
 n_models=$("$ELTD" plan -c "$cfg" 2>&1 | sed -n 's/.*loads, \([0-9]*\) models.*/\1/p')
 
 start_daemon "$cfg"

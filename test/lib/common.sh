@@ -98,6 +98,27 @@ clone_schema() {
       INSERT INTO $s.order_items SELECT * FROM public.order_items;"
 }
 
+# shop_fixture SCHEMA NAME: a test on the model fixture test/unit/models/shop. Copies it to
+# $PROJ (the test may edit its copy), clones the seed tables into PostgreSQL schema SCHEMA,
+# and makes $cfg, a config NAME on that schema and project (databases raw_NAME and $A =
+# analytics_NAME, both dropped first). drop_fixture drops them and the schema: put it in the
+# test's EXIT trap before finish.
+shop_fixture() {
+  FIXTURE_SCHEMA=$1 FIXTURE_NAME=$2
+  A=analytics_$2
+  PROJ=$WORK/shop
+  cp -r "$ROOT/test/unit/models/shop" "$PROJ"
+  export PGOPTIONS="-c client_min_messages=warning" PG_SCHEMA=$1
+  drop_fixture
+  clone_schema "$1"
+  cfg=$(MODELS_PATH=$PROJ make_config "$2")
+}
+drop_fixture() {
+  ch "DROP DATABASE IF EXISTS raw_$FIXTURE_NAME" >/dev/null || true
+  ch "DROP DATABASE IF EXISTS analytics_$FIXTURE_NAME" >/dev/null || true
+  pg "DROP SCHEMA IF EXISTS $FIXTURE_SCHEMA CASCADE" >/dev/null || true
+}
+
 # wait_for SECONDS COMMAND...: polls until COMMAND succeeds, with a deadline.
 wait_for() {
   local deadline=$(( $(date +%s) + $1 )); shift
